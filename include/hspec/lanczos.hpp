@@ -1,0 +1,60 @@
+// Thick-restart block Lanczos for both ends of a symmetric spectrum, written once against
+// the CurvatureOperator and VectorSpace seams.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "hspec/operator.hpp"
+#include "hspec/space.hpp"
+
+namespace hspec {
+
+struct LanczosOptions {
+  int top = 5;             // number of largest eigenvalues wanted (algebraic)
+  int bottom = 1;          // number of smallest eigenvalues wanted (algebraic)
+  int block = 1;           // block size b >= 1 (>= multiplicity to resolve repeated values)
+  int64_t max_basis = 0;   // basis columns kept between restarts; 0 = automatic
+  int64_t max_products = 0;  // budget of operator columns (HVPs); 0 = automatic
+  double tol = 1e-6;       // relative residual tolerance (ARPACK/Spectra rule)
+  uint64_t seed = 0;       // seed of the random start block
+  bool want_vectors = false;  // keep the Ritz vectors of the reported values
+};
+
+// One reported eigenvalue. residual = ||C u - value u|| for the unit Ritz vector u.
+// converged is true only when residual <= tol * max(eps^(2/3), |value|), eps being the
+// machine epsilon of the compute precision.
+struct RitzValue {
+  double value = 0;
+  double residual = 0;
+  bool converged = false;
+};
+
+template <class T>
+struct LanczosResult {
+  std::vector<RitzValue> top;     // descending
+  std::vector<RitzValue> bottom;  // ascending
+  Matrix<T> top_vectors;          // dim x top.size(), when want_vectors
+  Matrix<T> bottom_vectors;       // dim x bottom.size(), when want_vectors
+  int64_t products = 0;           // operator columns used
+  int64_t restarts = 0;
+  int64_t reorth_repeats = 0;     // times the DGKS rule asked for a second pass
+  bool converged = false;         // every reported value converged
+};
+
+// Solver object in the Spectra style: construct with the operator and space, then
+// compute(). The operator and space must live in the same memory (where()).
+template <class T>
+class BlockLanczos {
+ public:
+  BlockLanczos(CurvatureOperator<T>& op, VectorSpace<T>& space);
+  LanczosResult<T> compute(const LanczosOptions& opt);
+
+ private:
+  CurvatureOperator<T>& op_;
+  VectorSpace<T>& space_;
+};
+
+extern template class BlockLanczos<float>;
+extern template class BlockLanczos<double>;
+
+}  // namespace hspec

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what hspec needs to build and test on a fresh Debian/Ubuntu machine.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+pkgs="build-essential cmake libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev"
+# Any BLAS/LAPACK works (reference or OpenBLAS); prefer OpenBLAS where the archive has it.
+pkgs="$pkgs libopenblas-dev liblapack-dev"
+missing=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
