@@ -21,8 +21,10 @@ struct LanczosOptions {
 };
 
 // One reported eigenvalue. residual = ||C u - value u|| for the unit Ritz vector u.
-// converged is true only when residual <= tol * max(eps^(2/3), |value|), eps being the
-// machine epsilon of the compute precision.
+// The residual is the true one, recomputed with one product per value at the end (unless
+// the basis spans the whole space, where Ritz pairs are exact). converged is true only when
+// residual <= max(tol * |value|, 100 eps ||C||), eps being the machine epsilon of the
+// compute precision and ||C|| estimated by the extreme Ritz values.
 struct RitzValue {
   double value = 0;
   double residual = 0;
