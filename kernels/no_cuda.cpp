@@ -1,4 +1,4 @@
-// The device probe of a build without the CUDA backend: there are never any devices.
+// A build without the CUDA backend: the probe finds no devices, the factories refuse.
 #include "hspec/device.hpp"
 
 namespace hspec {
@@ -6,5 +6,30 @@ namespace hspec {
 int cuda_device_count() { return 0; }
 bool built_with_cuda() { return false; }
 std::string cuda_device_name(int) { return ""; }
+
+}  // namespace hspec
+
+#include "hspec/cuda_backend.hpp"
+#include "hspec/error.hpp"
+
+namespace hspec {
+
+template <class T>
+std::unique_ptr<CudaCurvature<T>> make_cuda_operator(const Model&, const Dataset&,
+                                                     const CudaOperatorOptions&) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+
+template <class T>
+std::unique_ptr<VectorSpace<T>> make_cuda_space(int) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+
+template std::unique_ptr<CudaCurvature<float>> make_cuda_operator<float>(
+    const Model&, const Dataset&, const CudaOperatorOptions&);
+template std::unique_ptr<CudaCurvature<double>> make_cuda_operator<double>(
+    const Model&, const Dataset&, const CudaOperatorOptions&);
+template std::unique_ptr<VectorSpace<float>> make_cuda_space<float>(int);
+template std::unique_ptr<VectorSpace<double>> make_cuda_space<double>(int);
 
 }  // namespace hspec

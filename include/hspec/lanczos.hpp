@@ -15,15 +15,21 @@ struct LanczosOptions {
   int block = 1;           // block size b >= 1 (>= multiplicity to resolve repeated values)
   int64_t max_basis = 0;   // basis columns kept between restarts; 0 = automatic
   int64_t max_products = 0;  // budget of operator columns (HVPs); 0 = automatic
-  double tol = 1e-6;       // relative residual tolerance (ARPACK/Spectra rule)
+  double tol = 1e-6;       // residual tolerance relative to ||C|| (see RitzValue)
   uint64_t seed = 0;       // seed of the random start block
   bool want_vectors = false;  // keep the Ritz vectors of the reported values
+  // After the wanted values converge, restart from the converged vectors plus a fresh random
+  // block and iterate until one more value per end converges; repeat while that changes
+  // the answer (at most this many rounds; 0 = off). A Krylov space grown from one start
+  // holds only b vectors of any eigenspace, so without this an eigenvalue of multiplicity
+  // above the block size (the zero eigenvalues of a Gauss-Newton matrix) shows up once.
+  int probe_rounds = 16;
 };
 
 // One reported eigenvalue. residual = ||C u - value u|| for the unit Ritz vector u.
 // The residual is the true one, recomputed with one product per value at the end (unless
 // the basis spans the whole space, where Ritz pairs are exact). converged is true only when
-// residual <= max(tol * |value|, 100 eps ||C||), eps being the machine epsilon of the
+// residual <= max(tol, 100 eps) ||C||, eps being the machine epsilon of the
 // compute precision and ||C|| estimated by the extreme Ritz values.
 struct RitzValue {
   double value = 0;
@@ -40,6 +46,7 @@ struct LanczosResult {
   int64_t products = 0;           // operator columns used
   int64_t restarts = 0;
   int64_t reorth_repeats = 0;     // times the DGKS rule asked for a second pass
+  int64_t probes = 0;             // random-restart rounds looking for missed copies
   bool converged = false;         // every reported value converged
 };
 

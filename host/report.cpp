@@ -1,0 +1,79 @@
+// The analyze report: JSON with stable keys (README.md documents them) and a human summary.
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "hspec/analyze.hpp"
+
+namespace hspec {
+namespace {
+
+nlohmann::json values(const std::vector<RitzValue>& v) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const RitzValue& r : v)
+    a.push_back({{"value", r.value}, {"residual", r.residual}, {"converged", r.converged}});
+  return a;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+std::string report_json(const AnalyzeReport& r) {
+  nlohmann::json j;
+  j["version"] = HSPEC_VERSION;
+  j["params"] = r.params;
+  j["samples"] = r.samples;
+  j["layers"] = r.layer_sizes;
+  j["activation"] = r.activation;
+  j["loss"] = r.loss;
+  j["loss_value"] = r.loss_value;
+  j["grad_norm"] = r.grad_norm;
+  j["curvature"] = r.curvature;
+  j["precision"] = r.precision;
+  j["backend"] = r.backend;
+  j["device"] = r.device;
+  j["block"] = r.block;
+  j["tol"] = r.tol;
+  j["seed"] = r.seed;
+  j["hvps"] = r.hvps;
+  j["restarts"] = r.restarts;
+  j["seconds"] = r.seconds;
+  j["converged"] = r.converged;
+  j["top"] = values(r.top);
+  j["bottom"] = values(r.bottom);
+  // Full precision so a report can be compared to a reference without rounding loss.
+  return j.dump(2) + "\n";
+}
+
+std::string report_summary(const AnalyzeReport& r) {
+  std::ostringstream s;
+  s << "model     ";
+  for (size_t i = 0; i < r.layer_sizes.size(); ++i) s << (i ? "-" : "") << r.layer_sizes[i];
+  s << " (" << r.params << " parameters, activation " << r.activation << ", loss " << r.loss
+    << ")\n";
+  s << "data      " << r.samples << " samples\n";
+  s << "loss      " << fmt("%.6g", r.loss_value) << "   gradient norm " << fmt("%.3e", r.grad_norm)
+    << "\n";
+  s << "curvature " << r.curvature << ", " << r.precision << " on " << r.device << ", "
+    << r.hvps << " products in " << fmt("%.2f", r.seconds) << " s\n";
+  auto list = [&](const char* name, const std::vector<RitzValue>& v) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      s << (i == 0 ? name : "         ") << fmt(" %+.10e", v[i].value)
+        << "   residual " << fmt("%.1e", v[i].residual)
+        << (v[i].converged ? "" : "   NOT CONVERGED") << "\n";
+    }
+  };
+  list("top      ", r.top);
+  list("bottom   ", r.bottom);
+  if (!r.converged) s << "warning: some eigenvalues did not converge within the budget "
+                         "(raise --max-hvps or --tol)\n";
+  return s.str();
+}
+
+}  // namespace hspec

@@ -1,0 +1,34 @@
+// Entry points of the CUDA backend. Declared in every build; a build without CUDA defines
+// them to throw Error("hspec was built without CUDA"), so callers need no #ifdefs.
+#pragma once
+#include <memory>
+
+#include "hspec/cpu_hvp.hpp"
+#include "hspec/operator.hpp"
+#include "hspec/space.hpp"
+
+namespace hspec {
+
+struct CudaOperatorOptions {
+  CpuOperatorOptions base;   // curvature, loss, max_block, chunk
+  int device = 0;            // CUDA device index
+  bool tf32 = false;         // fp32 GEMMs on TF32 tensor cores (T = float only)
+  uint64_t max_memory = 0;   // device bytes to use; 0 = from cudaMemGetInfo
+};
+
+// The curvature operator on a CUDA device, with its results (loss, gradient) like the CPU one.
+template <class T>
+class CudaCurvature : public CurvatureOperator<T> {
+ public:
+  virtual double loss_value() const = 0;
+  virtual double grad_norm() const = 0;
+};
+
+template <class T>
+std::unique_ptr<CudaCurvature<T>> make_cuda_operator(const Model& model, const Dataset& data,
+                                                     const CudaOperatorOptions& opt);
+
+template <class T>
+std::unique_ptr<VectorSpace<T>> make_cuda_space(int device);
+
+}  // namespace hspec

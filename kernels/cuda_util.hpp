@@ -1,0 +1,184 @@
+// RAII wrappers for the CUDA backend (device guard, device buffers, stream, cuBLAS handle)
+// and small helpers: launch sizes and strided 2-D copies. Private to kernels/.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "hspec/cuda_check.hpp"
+#include "hspec/error.hpp"
+
+namespace hspec::cuda {
+
+// Makes `device` current for the lifetime of the guard and restores the previous one.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    CUDA_CHECK_THROW(cudaGetDevice(&previous_));
+    if (previous_ != device) CUDA_CHECK_THROW(cudaSetDevice(device));
+    changed_ = previous_ != device;
+  }
+  // For destructors and deleters: best effort, never throws.
+  DeviceGuard(int device, std::nothrow_t) {
+    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device)
+      changed_ = cudaSetDevice(device) == cudaSuccess;
+    cudaGetLastError();
+  }
+  ~DeviceGuard() {
+    if (changed_) cudaSetDevice(previous_);  // best effort; destructors do not throw
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool changed_ = false;
+};
+
+// Checks that `device` names a usable device; throws DeviceError otherwise.
+inline void require_device(int device) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw DeviceError("no usable CUDA device: " + detail::cuda_error_text(e));
+  }
+  if (device < 0 || device >= count)
+    throw DeviceError("CUDA device " + std::to_string(device) + " does not exist (" +
+                      std::to_string(count) + " visible)");
+}
+
+// An owning device allocation of `count` elements of T (on the device current at creation).
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(int64_t count) { allocate(count); }
+  ~DeviceBuffer() { release(); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_) {
+    o.ptr_ = nullptr;
+    o.count_ = 0;
+  }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      count_ = std::exchange(o.count_, 0);
+    }
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  T* get() const { return ptr_; }
+  int64_t size() const { return count_; }
+
+  // Ensures room for `count` elements; the old contents are discarded when it grows.
+  void reserve(int64_t count) {
+    if (count > count_) {
+      release();
+      allocate(count);
+    }
+  }
+
+ private:
+  void allocate(int64_t count) {
+    const size_t bytes = sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1));
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // out-of-memory is not sticky; clear it
+      throw DeviceError("cudaMalloc of " + std::to_string(bytes >> 20) +
+                        " MiB failed: " + detail::cuda_error_text(e));
+    }
+    ptr_ = static_cast<T*>(p);
+    count_ = count;
+  }
+  void release() {
+    if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+  }
+
+  T* ptr_ = nullptr;
+  int64_t count_ = 0;
+};
+
+// A blocking stream: it is ordered with the legacy default stream, so plain cudaMemcpy
+// calls by other code stay correctly ordered with our work.
+class Stream {
+ public:
+  Stream() { CUDA_CHECK_THROW(cudaStreamCreate(&s_)); }
+  ~Stream() {
+    if (s_) cudaStreamDestroy(s_);
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return s_; }
+  void sync() const { CUDA_CHECK_THROW(cudaStreamSynchronize(s_)); }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+// A cuBLAS handle bound to a stream, host pointer mode.
+class CublasHandle {
+ public:
+  explicit CublasHandle(cudaStream_t stream) {
+    CUBLAS_CHECK_THROW(cublasCreate(&h_));
+    const cublasStatus_t st = cublasSetStream(h_, stream);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      cublasDestroy(h_);
+      CUBLAS_CHECK_THROW(st);
+    }
+  }
+  ~CublasHandle() {
+    if (h_) cublasDestroy(h_);
+  }
+  CublasHandle(const CublasHandle&) = delete;
+  CublasHandle& operator=(const CublasHandle&) = delete;
+  cublasHandle_t get() const { return h_; }
+
+ private:
+  cublasHandle_t h_ = nullptr;
+};
+
+// Blocks for a grid-stride loop over `count` items with `threads` per block.
+inline unsigned grid_for(int64_t count, int threads = 256) {
+  const int64_t blocks = (count + threads - 1) / threads;
+  return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, 65535));
+}
+
+// Copies a rows x cols column-major block between pitched buffers (leading dimensions in
+// elements), asynchronously on `stream`. Falls back to one copy per column when a pitch
+// is beyond what cudaMemcpy2D accepts.
+template <class T>
+void copy_2d(T* dst, int64_t ldd, const T* src, int64_t lds, int64_t rows, int64_t cols,
+             cudaMemcpyKind kind, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  const size_t width = sizeof(T) * static_cast<size_t>(rows);
+  if (cols == 1) {
+    CUDA_CHECK_THROW(cudaMemcpyAsync(dst, src, width, kind, stream));
+    return;
+  }
+  const size_t dpitch = sizeof(T) * static_cast<size_t>(ldd);
+  const size_t spitch = sizeof(T) * static_cast<size_t>(lds);
+  if (dpitch < width || spitch < width) throw Error("copy_2d: leading dimension below rows");
+  if (dpitch == width && spitch == width) {
+    CUDA_CHECK_THROW(cudaMemcpyAsync(dst, src, width * static_cast<size_t>(cols), kind, stream));
+  } else if (dpitch <= static_cast<size_t>(INT_MAX) && spitch <= static_cast<size_t>(INT_MAX)) {
+    CUDA_CHECK_THROW(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, static_cast<size_t>(cols),
+                                       kind, stream));
+  } else {
+    for (int64_t j = 0; j < cols; ++j)
+      CUDA_CHECK_THROW(cudaMemcpyAsync(dst + j * ldd, src + j * lds, width, kind, stream));
+  }
+}
+
+}  // namespace hspec::cuda
