@@ -1,6 +1,5 @@
-// Typed, checked cuBLAS calls (float/double) on 64-bit sizes: GEMM, strided-batched GEMM and
-// column norms. Column-major, as the reference BLAS; scalars are host pointers. Private to
-// kernels/.
+// Typed, checked cuBLAS calls (float/double, 64-bit sizes) for kernels/.
+// GEMM, strided-batched GEMM and norms; column-major, as the reference BLAS.
 #pragma once
 #include <cublas_v2.h>
 
@@ -48,6 +47,21 @@ void gemm_batched(cublasHandle_t h, char ta, char tb, int64_t m, int64_t n, int6
                                                     strideC, batch));
   }
 }
+
+// Switches a handle to device pointer mode (scalar results written to device memory) for its
+// lifetime; back to host pointer mode afterwards.
+class DevicePointerMode {
+ public:
+  explicit DevicePointerMode(cublasHandle_t h) : h_(h) {
+    CUBLAS_CHECK_THROW(cublasSetPointerMode(h_, CUBLAS_POINTER_MODE_DEVICE));
+  }
+  ~DevicePointerMode() { cublasSetPointerMode(h_, CUBLAS_POINTER_MODE_HOST); }
+  DevicePointerMode(const DevicePointerMode&) = delete;
+  DevicePointerMode& operator=(const DevicePointerMode&) = delete;
+
+ private:
+  cublasHandle_t h_;
+};
 
 // result = ||x||_2 (n elements, stride 1). `result` must match the handle's pointer mode.
 template <class T>

@@ -1,7 +1,7 @@
-// CudaCurvatureOperator: host/cpu_hvp.cpp's R-operator on a CUDA device. The primal pass is
-// cached per chunk on the device (or recomputed per chunk when it does not fit); per-direction
-// products are strided-batched cuBLAS GEMMs, shared-weight products one GEMM over n * k
-// columns, and the elementwise work is in hvp_kernels.cu.
+// The CUDA curvature operator: host/cpu_hvp.cpp's batched R-operator products on a device.
+// The primal pass is cached per chunk on the device (or recomputed per chunk when it does not
+// fit); per-direction products are strided-batched cuBLAS GEMMs, shared-weight products one
+// GEMM over n * k columns, and the elementwise work is in hvp_kernels.cu.
 //
 // Layout (as on the CPU): activations features x samples column-major; weight [out, in]
 // row-major read as Wt (in x out) column-major; the k directions stacked along the samples.
@@ -25,14 +25,7 @@ namespace {
 
 using cuda::DeviceBuffer;
 
-template <class T>
-DeviceBuffer<T> upload(const std::vector<T>& host, cudaStream_t stream) {
-  DeviceBuffer<T> d(static_cast<int64_t>(host.size()));
-  if (!host.empty())
-    CUDA_CHECK_THROW(cudaMemcpyAsync(d.get(), host.data(), sizeof(T) * host.size(),
-                                     cudaMemcpyHostToDevice, stream));
-  return d;
-}
+using cuda::upload;
 
 template <class T, class S>
 std::vector<T> converted(const std::vector<S>& v) {

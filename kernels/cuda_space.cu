@@ -1,5 +1,6 @@
-// CudaSpace: the solver's block algebra on device memory (cuBLAS GEMMs and norms, cuRAND
-// fills, a column-scaling kernel); small k x k results cross to the host in double.
+// CudaSpace: the solver's block algebra (the VectorSpace seam) on device memory.
+// cuBLAS GEMMs and norms, cuRAND fills, a column-scaling kernel; small k x k results cross to
+// the host in double.
 #include <curand.h>
 
 #include <cstring>
@@ -95,7 +96,6 @@ class CudaSpace final : public VectorSpace<T> {
   explicit CudaSpace(int device) : device_(device) {
     cuda::DeviceGuard guard(device_);
     res_ = std::make_unique<Resources>();
-    CUBLAS_CHECK_THROW(cublasSetPointerMode(res_->norm_blas.get(), CUBLAS_POINTER_MODE_DEVICE));
   }
   ~CudaSpace() override {
     cuda::DeviceGuard guard(device_, std::nothrow);
@@ -189,8 +189,11 @@ class CudaSpace final : public VectorSpace<T> {
     res_->work.reserve(A.cols);
     // cuBLAS nrm2 scales as LAPACK does (no overflow); results stay on the device until
     // one copy brings all of them back.
-    for (int64_t j = 0; j < A.cols; ++j)
-      cuda::nrm2<T>(res_->norm_blas.get(), A.rows, A.col(j), res_->work.get() + j);
+    {
+      cuda::DevicePointerMode mode(blas());
+      for (int64_t j = 0; j < A.cols; ++j)
+        cuda::nrm2<T>(blas(), A.rows, A.col(j), res_->work.get() + j);
+    }
     stage_.resize(static_cast<size_t>(A.cols));
     CUDA_CHECK_THROW(cudaMemcpyAsync(stage_.data(), res_->work.get(), sizeof(T) * stage_.size(),
                                      cudaMemcpyDeviceToHost, stream()));
@@ -294,7 +297,6 @@ class CudaSpace final : public VectorSpace<T> {
   struct Resources {
     cuda::Stream stream;
     cuda::CublasHandle blas{stream.get()};
-    cuda::CublasHandle norm_blas{stream.get()};  // device pointer mode, for nrm2
     CurandGenerator rng{stream.get()};
     cuda::DeviceBuffer<T> work;
     cuda::DeviceBuffer<unsigned> bits;

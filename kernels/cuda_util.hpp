@@ -1,5 +1,5 @@
-// RAII wrappers for the CUDA backend (device guard, device buffers, stream, cuBLAS handle)
-// and small helpers: launch sizes and strided 2-D copies. Private to kernels/.
+// RAII wrappers and small helpers of the CUDA backend (private to kernels/): device guard,
+// device buffers, stream, cuBLAS handle, uploads, launch sizes and strided 2-D copies.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -10,6 +10,7 @@
 #include <new>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "hspec/cuda_check.hpp"
 #include "hspec/error.hpp"
@@ -148,6 +149,17 @@ class CublasHandle {
  private:
   cublasHandle_t h_ = nullptr;
 };
+
+// A device copy of a host vector (asynchronous on `stream`; the host vector may be released
+// as soon as this returns, pageable copies are staged before the call returns).
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& host, cudaStream_t stream) {
+  DeviceBuffer<T> d(static_cast<int64_t>(host.size()));
+  if (!host.empty())
+    CUDA_CHECK_THROW(cudaMemcpyAsync(d.get(), host.data(), sizeof(T) * host.size(),
+                                     cudaMemcpyHostToDevice, stream));
+  return d;
+}
 
 // Blocks for a grid-stride loop over `count` items with `threads` per block.
 inline unsigned grid_for(int64_t count, int threads = 256) {

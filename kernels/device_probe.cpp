@@ -1,5 +1,5 @@
-// The device probe of the CUDA build: counts usable devices without ever throwing (no
-// driver, no device and any other failure all mean zero devices).
+// The device probe of the CUDA build: counts usable devices and never throws.
+// No driver, no device and any other failure all mean zero devices.
 #include <cuda_runtime_api.h>
 
 #include "hspec/device.hpp"

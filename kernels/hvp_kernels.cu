@@ -1,5 +1,6 @@
-// Elementwise and reduction kernels of the CUDA curvature operator: bias broadcasts and row
-// sums, activations, loss and output curvature, the second-order backward step, NaN checks.
+// Elementwise and reduction kernels of the CUDA curvature operator.
+// Bias broadcasts and row sums, activations, loss and output curvature, the second-order
+// backward step, NaN checks.
 // Each one is the device twin of a loop in host/cpu_hvp.cpp.
 #include <cmath>
 
@@ -99,8 +100,8 @@ __global__ void accumulate_double_kernel(double* dst, const T* src, int64_t coun
 constexpr int kSumRows = 32, kSumLanes = 32;
 
 template <class T, class Out>
-__global__ void bias_row_sums_kernel(const T* a, int64_t rows, int64_t n, int64_t k, Out* dst,
-                                     int64_t ld_dst) {
+__global__ void __launch_bounds__(kSumRows* kSumLanes)
+    bias_row_sums_kernel(const T* a, int64_t rows, int64_t n, int64_t k, Out* dst, int64_t ld_dst) {
   __shared__ double partial[kSumLanes][kSumRows + 1];
   const int64_t o = blockIdx.x * static_cast<int64_t>(kSumRows) + threadIdx.x;
   for (int64_t j = blockIdx.y; j < k; j += gridDim.y) {

@@ -1,5 +1,5 @@
-// Launchers of the elementwise and reduction kernels of the CUDA curvature operator (the
-// GEMMs are cuBLAS calls in cuda_hvp.cu). Private to kernels/; all pointers are device
+// Launchers of the CUDA curvature operator's elementwise and reduction kernels.
+// (The GEMMs are cuBLAS calls in cuda_hvp.cu.) Private to kernels/; all pointers are device
 // pointers, all launches asynchronous on `stream` and checked.
 //
 // Layout, as in host/cpu_hvp.cpp: a block of activations is features x samples,

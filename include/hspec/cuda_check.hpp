@@ -1,6 +1,6 @@
-// Checked CUDA, cuBLAS, cuSOLVER and cuRAND calls: each macro evaluates the call once and
-// throws hspec::DeviceError naming the call, the error and file:line when it fails.
-// Only for code built with the CUDA backend (kernels/); it includes the CUDA headers.
+// Checked CUDA, cuBLAS, cuSOLVER and cuRAND calls that throw hspec::DeviceError.
+// Each macro evaluates the call once and, when it fails, throws naming the call, the error
+// and file:line. Only for code built with the CUDA backend (kernels/): it includes CUDA headers.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>

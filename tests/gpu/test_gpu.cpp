@@ -9,6 +9,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -25,6 +26,18 @@
 #include "hspec/random.hpp"
 
 namespace hspec {
+
+// Readable test parameters in gtest's messages.
+void PrintTo(Loss l, std::ostream* os) {
+  *os << loss_name(l);
+}
+void PrintTo(Activation a, std::ostream* os) {
+  *os << activation_name(a);
+}
+void PrintTo(Curvature c, std::ostream* os) {
+  *os << curvature_name(c);
+}
+
 namespace {
 
 // A seeded MLP with weights N(0, 1.5^2 / fan_in) and small biases; layer 1 (when there is
