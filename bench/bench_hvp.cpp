@@ -69,8 +69,9 @@ Args parse(int argc, char** argv) {
         p = q == std::string::npos ? v.size() : q + 1;
       }
     } else {
-      throw std::runtime_error("usage: hspec_bench [--workload mlp_small|mlp_wide|all] "
-                               "[--samples N (0 = the workload's)] [--blocks 1,4,16] [--reps R]");
+      throw std::runtime_error(
+          "usage: hspec_bench [--workload mlp_small|mlp_wide|all] "
+          "[--samples N (0 = the workload's)] [--blocks 1,4,16] [--reps R]");
     }
   }
   return a;
@@ -156,12 +157,13 @@ int main(int argc, char** argv) {
         const double ms = 1e3 * t[t.size() / 2] / k;
         const double gflops = 12.0 * n * p / (ms * 1e-3) / 1e9;
         const double real_gflops = hvp_flops(model, n) / (ms * 1e-3) / 1e9;
-        std::printf("{\"workload\":\"%s\",\"backend\":\"cpu\",\"precision\":\"fp32\",\"params\":%lld,"
-                    "\"samples\":%lld,\"block\":%lld,\"ms_per_hvp\":%.3f,\"gflops\":%.2f,"
-                    "\"gflops_executed\":%.2f,\"sgemm_gflops\":%.2f,\"fraction_of_sgemm\":%.3f,"
-                    "\"reps\":%d}\n",
-                    w.name.c_str(), (long long)p, (long long)n, (long long)k, ms, gflops, real_gflops,
-                    gemm, real_gflops / gemm, args.reps);
+        std::printf(
+            "{\"workload\":\"%s\",\"backend\":\"cpu\",\"precision\":\"fp32\",\"params\":%lld,"
+            "\"samples\":%lld,\"block\":%lld,\"ms_per_hvp\":%.3f,\"gflops\":%.2f,"
+            "\"gflops_executed\":%.2f,\"sgemm_gflops\":%.2f,\"fraction_of_sgemm\":%.3f,"
+            "\"reps\":%d}\n",
+            w.name.c_str(), (long long)p, (long long)n, (long long)k, ms, gflops, real_gflops, gemm,
+            real_gflops / gemm, args.reps);
         std::fflush(stdout);
       }
     }

@@ -36,10 +36,11 @@ int main(int argc, char** argv) {
     hspec::write_safetensors(dir + "/data.safetensors",
                              {hspec::make_tensor("inputs", {ds.n, ds.d}, ds.inputs),
                               hspec::make_tensor("labels", {ds.n}, ds.labels)});
-    std::printf("wrote %s/model.safetensors (20-32-3 tanh MLP, %lld parameters, trained to loss "
-                "%.4f) and %s/data.safetensors (%lld samples)\n",
-                dir.c_str(), static_cast<long long>(m.num_params()), loss, dir.c_str(),
-                static_cast<long long>(ds.n));
+    std::printf(
+        "wrote %s/model.safetensors (20-32-3 tanh MLP, %lld parameters, trained to loss "
+        "%.4f) and %s/data.safetensors (%lld samples)\n",
+        dir.c_str(), static_cast<long long>(m.num_params()), loss, dir.c_str(),
+        static_cast<long long>(ds.n));
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hspec_make_example: %s\n", e.what());

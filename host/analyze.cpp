@@ -27,8 +27,7 @@ DeviceChoice choose_device(const std::string& d) {
     int index = 0;
     if (d.size() > 5) {
       const std::string num = d.substr(5);
-      if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos ||
-          num.size() > 4)
+      if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos || num.size() > 4)
         throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
       index = std::stoi(num);
     }
@@ -36,8 +35,7 @@ DeviceChoice choose_device(const std::string& d) {
       throw UsageError("--device " + d + ": this hspec was built without CUDA");
     const int count = cuda_device_count();
     if (index >= count)
-      throw UsageError("--device " + d + ": " + std::to_string(count) +
-                       " CUDA device(s) visible");
+      throw UsageError("--device " + d + ": " + std::to_string(count) + " CUDA device(s) visible");
     return {true, index};
   }
   throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");

@@ -13,11 +13,11 @@ void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
             const float* alpha, const float* A, const int* lda, const float* B, const int* ldb,
             const float* beta, float* C, const int* ldc, size_t, size_t);
 void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
-            const double* alpha, const double* A, const int* lda, const double* B,
-            const int* ldb, const double* beta, double* C, const int* ldc, size_t, size_t);
-void dsyevd_(const char* jobz, const char* uplo, const int* n, double* A, const int* lda,
-             double* w, double* work, const int* lwork, int* iwork, const int* liwork,
-             int* info, size_t, size_t);
+            const double* alpha, const double* A, const int* lda, const double* B, const int* ldb,
+            const double* beta, double* C, const int* ldc, size_t, size_t);
+void dsyevd_(const char* jobz, const char* uplo, const int* n, double* A, const int* lda, double* w,
+             double* work, const int* lwork, int* iwork, const int* liwork, int* info, size_t,
+             size_t);
 }
 
 namespace hspec::blas {
@@ -66,16 +66,14 @@ void syev(int64_t n, double* A, int64_t lda, double* w) {
   const char jobz = 'V', uplo = 'L';
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   double work_query = 0;
-  dsyevd_(&jobz, &uplo, &in, A, &ilda, w, &work_query, &lwork, &iwork_query, &liwork, &info, 1,
-          1);
-  if (info != 0) throw NumericalError("LAPACK dsyevd workspace query failed, info=" +
-                                      std::to_string(info));
+  dsyevd_(&jobz, &uplo, &in, A, &ilda, w, &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
+  if (info != 0)
+    throw NumericalError("LAPACK dsyevd workspace query failed, info=" + std::to_string(info));
   lwork = static_cast<int>(work_query) + 1;
   liwork = iwork_query;
   std::vector<double> work(static_cast<size_t>(lwork));
   std::vector<int> iwork(static_cast<size_t>(liwork > 0 ? liwork : 1));
-  dsyevd_(&jobz, &uplo, &in, A, &ilda, w, work.data(), &lwork, iwork.data(), &liwork, &info, 1,
-          1);
+  dsyevd_(&jobz, &uplo, &in, A, &ilda, w, work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
   if (info != 0) {
     throw NumericalError("LAPACK dsyevd failed on a " + std::to_string(n) + "x" +
                          std::to_string(n) + " matrix, info=" + std::to_string(info) +

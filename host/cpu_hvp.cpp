@@ -49,8 +49,7 @@ void check_data_fits(const Model& m, const Dataset& ds, Loss loss) {
                        " columns but the model has " + std::to_string(out) + " outputs");
     return;
   }
-  if (ds.labels.empty())
-    throw InputError(src + ": loss " + loss_name(loss) + " needs labels");
+  if (ds.labels.empty()) throw InputError(src + ": loss " + loss_name(loss) + " needs labels");
   if (loss == Loss::BCE && out != 1)
     throw InputError(std::string("loss bce needs a model with 1 output, this one has ") +
                      std::to_string(out));
@@ -94,9 +93,8 @@ CpuCurvatureOperator<T>::CpuCurvatureOperator(const Model& model, const Dataset&
   }
   const int64_t out = model.output_dim();
   const uint64_t primal_per_sample = sizeof(T) * static_cast<uint64_t>(4 * hidden + 2 * out);
-  const uint64_t tangent_per_sample =
-      sizeof(T) * static_cast<uint64_t>(opt_.max_block) *
-      static_cast<uint64_t>(2 * hidden + out + 2 * widest);
+  const uint64_t tangent_per_sample = sizeof(T) * static_cast<uint64_t>(opt_.max_block) *
+                                      static_cast<uint64_t>(2 * hidden + out + 2 * widest);
   if (opt_.chunk > 0) {
     chunk_ = std::min(opt_.chunk, n_);
   } else {
@@ -194,7 +192,8 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
     } else {
       const double scale = 2.0 * inv_n / static_cast<double>(out);
       for (int64_t o = 0; o < out; ++o) {
-        const double r = static_cast<double>(z[o]) - static_cast<double>(targets_[(first + i) * out + o]);
+        const double r =
+            static_cast<double>(z[o]) - static_cast<double>(targets_[(first + i) * out + o]);
         loss_sum += r * r / static_cast<double>(out);
         gi[o] = static_cast<T>(scale * r);
       }
@@ -206,8 +205,8 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
   for (size_t l = L - 1; l >= 1; --l) {
     const Layer& ly = model_.layers[l];
     dx.assign(static_cast<size_t>(ly.in * n), T(0));
-    blas::gemm('N', 'N', ly.in, n, ly.out, T(1), wt_[l].data(), ly.in, c.g[l].data(), ly.out,
-               T(0), dx.data(), ly.in);
+    blas::gemm('N', 'N', ly.in, n, ly.out, T(1), wt_[l].data(), ly.in, c.g[l].data(), ly.out, T(0),
+               dx.data(), ly.in);
     c.g[l - 1].resize(dx.size());
     for (size_t i = 0; i < dx.size(); ++i) c.g[l - 1][i] = c.dphi[l - 1][i] * dx[i];
     if (hessian) {
@@ -270,8 +269,8 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
     const T* xin = c.input(*this, l);
     ra[l].assign(static_cast<size_t>(ly.out * nk), T(0));
     if (l > 0)
-      blas::gemm('T', 'N', ly.out, nk, ly.in, T(1), wt_[l].data(), ly.in, rx[l].data(), ly.in,
-                 T(0), ra[l].data(), ly.out);
+      blas::gemm('T', 'N', ly.out, nk, ly.in, T(1), wt_[l].data(), ly.in, rx[l].data(), ly.in, T(0),
+                 ra[l].data(), ly.out);
     for (int64_t j = 0; j < k; ++j) {
       const T* v = X.col(j) + offset_[l];
       T* dst = ra[l].data() + j * ly.out * n;
@@ -337,8 +336,8 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
                rd.data(), ly.in);
     if (hessian)
       for (int64_t j = 0; j < k; ++j)
-        blas::gemm('N', 'N', ly.in, n, ly.out, T(1), X.col(j) + offset_[l], ly.in,
-                   c.g[l].data(), ly.out, T(1), rd.data() + j * ly.in * n, ly.in);
+        blas::gemm('N', 'N', ly.in, n, ly.out, T(1), X.col(j) + offset_[l], ly.in, c.g[l].data(),
+                   ly.out, T(1), rd.data() + j * ly.in * n, ly.in);
     // RG_{l-1} = phi'(A) * RD (+ phi''(A) * dL/dX * RA for the Hessian).
     const size_t per = static_cast<size_t>(ly.in * n);
     rg.resize(rd.size());

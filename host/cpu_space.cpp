@@ -55,8 +55,8 @@ void CpuSpace<T>::update(BlockView<T> Y, BlockView<const T> A, const double* C, 
     std::vector<T> c(static_cast<size_t>(p * q));
     for (int64_t j = 0; j < q; ++j)
       for (int64_t i = 0; i < p; ++i) c[i + j * p] = static_cast<T>(C[i + j * ldc]);
-    blas::gemm('N', 'N', Y.rows, q, p, static_cast<T>(alpha), A.data, A.ld, c.data(),
-               p > 0 ? p : 1, static_cast<T>(beta), Y.data, Y.ld);
+    blas::gemm('N', 'N', Y.rows, q, p, static_cast<T>(alpha), A.data, A.ld, c.data(), p > 0 ? p : 1,
+               static_cast<T>(beta), Y.data, Y.ld);
   }
 }
 

@@ -309,8 +309,8 @@ LanczosResult<T> Solver<T>::run() {
     return res_[i] <= rel * scale;
   };
   LanczosResult<T> out;
-  int64_t extra = 0;               // 1 in probe rounds: one more value per end must converge
-  std::vector<double> confirmed;   // the wanted values when they last converged
+  int64_t extra = 0;              // 1 in probe rounds: one more value per end must converge
+  std::vector<double> confirmed;  // the wanted values when they last converged
   for (;;) {
     bool out_of_budget = false;
     while (w_ > 0 && m_ + w_ <= m_max_) {

@@ -13,25 +13,35 @@ namespace hspec {
 
 const char* activation_name(Activation a) {
   switch (a) {
-    case Activation::Identity: return "identity";
-    case Activation::Relu: return "relu";
-    case Activation::Tanh: return "tanh";
-    case Activation::Sigmoid: return "sigmoid";
-    case Activation::Gelu: return "gelu";
+    case Activation::Identity:
+      return "identity";
+    case Activation::Relu:
+      return "relu";
+    case Activation::Tanh:
+      return "tanh";
+    case Activation::Sigmoid:
+      return "sigmoid";
+    case Activation::Gelu:
+      return "gelu";
   }
   return "?";
 }
 
 const char* loss_name(Loss l) {
   switch (l) {
-    case Loss::CE: return "ce";
-    case Loss::MSE: return "mse";
-    case Loss::BCE: return "bce";
+    case Loss::CE:
+      return "ce";
+    case Loss::MSE:
+      return "mse";
+    case Loss::BCE:
+      return "bce";
   }
   return "?";
 }
 
-const char* curvature_name(Curvature c) { return c == Curvature::Hessian ? "hessian" : "ggn"; }
+const char* curvature_name(Curvature c) {
+  return c == Curvature::Hessian ? "hessian" : "ggn";
+}
 
 Activation parse_activation(const std::string& s) {
   for (Activation a : {Activation::Identity, Activation::Relu, Activation::Tanh,
@@ -119,14 +129,16 @@ Model load_model(const std::string& path) {
   };
   std::map<std::string, Pair> pairs;
   for (const auto& [name, info] : f.tensors()) {
+    // "weight"/"bias" alone is a bare nn.Linear's state_dict: the prefix is empty.
     const size_t dot = name.rfind('.');
-    const std::string suffix = dot == std::string::npos ? "" : name.substr(dot + 1);
+    const std::string suffix = dot == std::string::npos ? name : name.substr(dot + 1);
+    const std::string prefix = dot == std::string::npos ? "" : name.substr(0, dot);
     if (suffix != "weight" && suffix != "bias") {
       throw InputError(path + ": tensor '" + name +
                        "' is not a Linear layer's weight or bias (only chains of Linear "
                        "layers are supported)");
     }
-    Pair& p = pairs[name.substr(0, dot)];
+    Pair& p = pairs[prefix];
     (suffix == "weight" ? p.weight : p.bias) = &info;
   }
   if (pairs.empty()) throw InputError(path + ": holds no Linear layers");
@@ -137,22 +149,23 @@ Model load_model(const std::string& path) {
   Model m;
   for (const std::string& prefix : prefixes) {
     const Pair& p = pairs[prefix];
-    if (!p.weight) throw InputError(path + ": '" + prefix + ".bias' has no matching weight");
+    const std::string dotted = prefix.empty() ? "" : prefix + ".";
+    if (!p.weight) throw InputError(path + ": '" + dotted + "bias' has no matching weight");
     if (p.weight->shape.size() != 2)
-      throw InputError(path + ": '" + prefix + ".weight' must be 2-D [out, in]");
+      throw InputError(path + ": '" + dotted + "weight' must be 2-D [out, in]");
     Layer l;
     l.name = prefix;
     l.out = p.weight->shape[0];
     l.in = p.weight->shape[1];
     if (l.out <= 0 || l.in <= 0)
-      throw InputError(path + ": '" + prefix + ".weight' has an empty dimension");
-    l.weight = f.read_double(prefix + ".weight");
+      throw InputError(path + ": '" + dotted + "weight' has an empty dimension");
+    l.weight = f.read_double(dotted + "weight");
     l.has_bias = p.bias != nullptr;
     if (p.bias) {
       if (p.bias->shape.size() != 1 || p.bias->shape[0] != l.out)
-        throw InputError(path + ": '" + prefix + ".bias' must have shape [" +
-                         std::to_string(l.out) + "]");
-      l.bias = f.read_double(prefix + ".bias");
+        throw InputError(path + ": '" + dotted + "bias' must have shape [" + std::to_string(l.out) +
+                         "]");
+      l.bias = f.read_double(dotted + "bias");
     }
     if (!m.layers.empty() && m.layers.back().out != l.in) {
       throw InputError(path + ": layer '" + prefix + "' takes " + std::to_string(l.in) +

@@ -60,19 +60,19 @@ std::string report_summary(const AnalyzeReport& r) {
   s << "data      " << r.samples << " samples\n";
   s << "loss      " << fmt("%.6g", r.loss_value) << "   gradient norm " << fmt("%.3e", r.grad_norm)
     << "\n";
-  s << "curvature " << r.curvature << ", " << r.precision << " on " << r.device << ", "
-    << r.hvps << " products in " << fmt("%.2f", r.seconds) << " s\n";
+  s << "curvature " << r.curvature << ", " << r.precision << " on " << r.device << ", " << r.hvps
+    << " products in " << fmt("%.2f", r.seconds) << " s\n";
   auto list = [&](const char* name, const std::vector<RitzValue>& v) {
     for (size_t i = 0; i < v.size(); ++i) {
-      s << (i == 0 ? name : "         ") << fmt(" %+.10e", v[i].value)
-        << "   residual " << fmt("%.1e", v[i].residual)
-        << (v[i].converged ? "" : "   NOT CONVERGED") << "\n";
+      s << (i == 0 ? name : "         ") << fmt(" %+.10e", v[i].value) << "   residual "
+        << fmt("%.1e", v[i].residual) << (v[i].converged ? "" : "   NOT CONVERGED") << "\n";
     }
   };
   list("top      ", r.top);
   list("bottom   ", r.bottom);
-  if (!r.converged) s << "warning: some eigenvalues did not converge within the budget "
-                         "(raise --max-hvps or --tol)\n";
+  if (!r.converged)
+    s << "warning: some eigenvalues did not converge within the budget "
+         "(raise --max-hvps or --tol)\n";
   return s.str();
 }
 

@@ -3,9 +3,15 @@
 
 namespace hspec {
 
-int cuda_device_count() { return 0; }
-bool built_with_cuda() { return false; }
-std::string cuda_device_name(int) { return ""; }
+int cuda_device_count() {
+  return 0;
+}
+bool built_with_cuda() {
+  return false;
+}
+std::string cuda_device_name(int) {
+  return "";
+}
 
 }  // namespace hspec
 

@@ -2,6 +2,7 @@
 // run as a user would, exit codes and one-line errors checked, eigenvalues compared with
 // LAPACK on the dense Hessian.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
@@ -10,7 +11,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <sys/wait.h>
 
 #include "hspec/blas.hpp"
 #include "hspec/cpu_hvp.hpp"
@@ -42,7 +42,9 @@ CliRun run_cli(const std::string& args) {
   return r;
 }
 
-std::string tmp(const std::string& name) { return std::string(HSPEC_TEST_TMP) + "/cli_" + name; }
+std::string tmp(const std::string& name) {
+  return std::string(HSPEC_TEST_TMP) + "/cli_" + name;
+}
 
 // A 6-5-3 tanh MLP and 40 labelled samples, written as a user would hand them to us.
 struct Files {
@@ -73,7 +75,8 @@ std::vector<double> dense_eigenvalues(const std::string& model, const std::strin
     op.apply(BlockView<const double>(e.data(), p, k), BlockView<double>(h.data() + j0 * p, p, k));
   }
   for (int64_t i = 0; i < p; ++i)
-    for (int64_t j = 0; j < i; ++j) h[i + j * p] = h[j + i * p] = 0.5 * (h[i + j * p] + h[j + i * p]);
+    for (int64_t j = 0; j < i; ++j)
+      h[i + j * p] = h[j + i * p] = 0.5 * (h[i + j * p] + h[j + i * p]);
   std::vector<double> w(p);
   blas::syev(p, h.data(), p, w.data());
   return w;
@@ -87,8 +90,8 @@ TEST(CliTest, AnalyzeMatchesDenseReferenceBothCurvaturesBothPrecisions) {
     for (const char* prec : {"fp64", "fp32"}) {
       SCOPED_TRACE(std::string(curv) + " " + prec);
       const CliRun r = run_cli("analyze --model " + f.model + " --data " + f.data +
-                            " --top 5 --bottom 5 --tol 1e-9 --json - --precision " + prec +
-                            " --curvature " + curv);
+                               " --top 5 --bottom 5 --tol 1e-9 --json - --precision " + prec +
+                               " --curvature " + curv);
       ASSERT_EQ(r.code, 0) << r.err;
       const auto j = nlohmann::json::parse(r.out);  // only JSON on stdout
       const double tol = std::string(prec) == "fp64" ? 1e-8 : 1e-4;
@@ -112,8 +115,10 @@ TEST(CliTest, AnalyzeMatchesDenseReferenceBothCurvaturesBothPrecisions) {
 
 TEST(CliTest, SameSeedSameEigenvalues) {
   Files f;
-  const std::string args = "analyze --model " + f.model + " --data " + f.data + " --json - --seed 7";
-  const auto a = nlohmann::json::parse(run_cli(args).out), b = nlohmann::json::parse(run_cli(args).out);
+  const std::string args =
+      "analyze --model " + f.model + " --data " + f.data + " --json - --seed 7";
+  const auto a = nlohmann::json::parse(run_cli(args).out),
+             b = nlohmann::json::parse(run_cli(args).out);
   EXPECT_EQ(a["top"], b["top"]);
   EXPECT_EQ(a["bottom"], b["bottom"]);
   EXPECT_EQ(a["hvps"], b["hvps"]);
@@ -136,7 +141,7 @@ TEST(CliTest, HumanSummaryAndJsonFile) {
 TEST(CliTest, BudgetTooSmallExitsFourWithFlagsFalse) {
   Files f;
   const CliRun r = run_cli("analyze --model " + f.model + " --data " + f.data +
-                        " --max-hvps 8 --tol 1e-12 --json -");
+                           " --max-hvps 8 --tol 1e-12 --json -");
   EXPECT_EQ(r.code, 4) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_FALSE(j["converged"].get<bool>());

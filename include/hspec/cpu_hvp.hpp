@@ -14,8 +14,8 @@ namespace hspec {
 struct CpuOperatorOptions {
   Curvature curvature = Curvature::Hessian;
   Loss loss = Loss::CE;
-  int64_t max_block = 16;        // directions per apply()
-  int64_t chunk = 0;             // samples per chunk; 0 = derived from the memory budget
+  int64_t max_block = 16;               // directions per apply()
+  int64_t chunk = 0;                    // samples per chunk; 0 = derived from the memory budget
   uint64_t memory_budget = 2ull << 30;  // bytes for cached activations and tangent buffers
 };
 
@@ -53,12 +53,12 @@ class CpuCurvatureOperator final : public CurvatureOperator<T> {
   int64_t n_ = 0;
   int64_t chunk_ = 0;
   bool cache_all_ = true;
-  std::vector<T> inputs_;               // d x N
+  std::vector<T> inputs_;  // d x N
   std::vector<int64_t> labels_;
-  std::vector<T> targets_;              // out x N
-  std::vector<std::vector<T>> wt_;      // per layer: weight as in x out column-major
+  std::vector<T> targets_;          // out x N
+  std::vector<std::vector<T>> wt_;  // per layer: weight as in x out column-major
   std::vector<std::vector<T>> bias_;
-  std::vector<int64_t> offset_;         // per layer: offset of the weight in the flat vector
+  std::vector<int64_t> offset_;  // per layer: offset of the weight in the flat vector
   std::vector<std::unique_ptr<Chunk>> chunks_;  // all chunks when cached, else one scratch
   double loss_ = 0;
   std::vector<double> grad_;

@@ -10,10 +10,10 @@
 namespace hspec {
 
 struct CudaOperatorOptions {
-  CpuOperatorOptions base;   // curvature, loss, max_block, chunk
-  int device = 0;            // CUDA device index
-  bool tf32 = false;         // fp32 GEMMs on TF32 tensor cores (T = float only)
-  uint64_t max_memory = 0;   // device bytes to use; 0 = from cudaMemGetInfo
+  CpuOperatorOptions base;  // curvature, loss, max_block, chunk
+  int device = 0;           // CUDA device index
+  bool tf32 = false;        // fp32 GEMMs on TF32 tensor cores (T = float only)
+  uint64_t max_memory = 0;  // device bytes to use; 0 = from cudaMemGetInfo
 };
 
 // The curvature operator on a CUDA device, with its results (loss, gradient) like the CPU one.

@@ -7,9 +7,9 @@
 namespace hspec {
 
 struct IdxArray {
-  std::vector<int64_t> shape;   // e.g. {N, 28, 28} or {N}
-  std::vector<double> values;   // elements in file order, converted to double
-  uint8_t type_code = 0x08;     // 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64
+  std::vector<int64_t> shape;  // e.g. {N, 28, 28} or {N}
+  std::vector<double> values;  // elements in file order, converted to double
+  uint8_t type_code = 0x08;    // 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64
 };
 
 // Reads an IDX file (big-endian header: two zero bytes, type code, rank, rank u32 dims).

@@ -10,13 +10,13 @@
 namespace hspec {
 
 struct LanczosOptions {
-  int top = 5;             // number of largest eigenvalues wanted (algebraic)
-  int bottom = 1;          // number of smallest eigenvalues wanted (algebraic)
-  int block = 1;           // block size b >= 1 (>= multiplicity to resolve repeated values)
-  int64_t max_basis = 0;   // basis columns kept between restarts; 0 = automatic
-  int64_t max_products = 0;  // budget of operator columns (HVPs); 0 = automatic
-  double tol = 1e-6;       // residual tolerance relative to ||C|| (see RitzValue)
-  uint64_t seed = 0;       // seed of the random start block
+  int top = 5;                // number of largest eigenvalues wanted (algebraic)
+  int bottom = 1;             // number of smallest eigenvalues wanted (algebraic)
+  int block = 1;              // block size b >= 1 (>= multiplicity to resolve repeated values)
+  int64_t max_basis = 0;      // basis columns kept between restarts; 0 = automatic
+  int64_t max_products = 0;   // budget of operator columns (HVPs); 0 = automatic
+  double tol = 1e-6;          // residual tolerance relative to ||C|| (see RitzValue)
+  uint64_t seed = 0;          // seed of the random start block
   bool want_vectors = false;  // keep the Ritz vectors of the reported values
   // After the wanted values converge, restart from the converged vectors plus a fresh random
   // block and iterate until one more value per end converges; repeat while that changes
@@ -45,9 +45,9 @@ struct LanczosResult {
   Matrix<T> bottom_vectors;       // dim x bottom.size(), when want_vectors
   int64_t products = 0;           // operator columns used
   int64_t restarts = 0;
-  int64_t reorth_repeats = 0;     // times the DGKS rule asked for a second pass
-  int64_t probes = 0;             // random-restart rounds looking for missed copies
-  bool converged = false;         // every reported value converged
+  int64_t reorth_repeats = 0;  // times the DGKS rule asked for a second pass
+  int64_t probes = 0;          // random-restart rounds looking for missed copies
+  bool converged = false;      // every reported value converged
 };
 
 // Solver object in the Spectra style: construct with the operator and space, then
