@@ -1,6 +1,9 @@
 // run_analyze: option checks, file loading, backend choice and the Lanczos run.
 #include "hspec/analyze.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -11,6 +14,7 @@
 #include "hspec/dataset.hpp"
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
+#include "hspec/exact.hpp"
 
 namespace hspec {
 namespace {
@@ -48,6 +52,38 @@ Loss infer_loss(const AnalyzeOptions& opt, const Model& m, const Dataset& ds) {
   return m.output_dim() == 1 ? Loss::BCE : Loss::CE;
 }
 
+uint64_t default_max_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return 4ull << 30;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
+}
+
+template <class T>
+void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
+                const LanczosOptions& lo, AnalyzeReport& rep) {
+  if (opt.exact) {
+    const uint64_t budget = opt.max_memory > 0 ? opt.max_memory : default_max_memory();
+    ExactResult ex = exact_spectrum<T>(op, space, opt.top, opt.bottom, opt.tol, budget);
+    rep.exact = true;
+    rep.top = ex.top;
+    rep.bottom = ex.bottom;
+    rep.hvps = ex.products;
+    rep.eigenvalues = std::move(ex.eigenvalues);
+    rep.trace = ex.trace;
+    rep.asymmetry = ex.asymmetry;
+    rep.converged = true;
+    for (const auto& v : rep.top) rep.converged &= v.converged;
+    for (const auto& v : rep.bottom) rep.converged &= v.converged;
+    return;
+  }
+  LanczosResult<T> res = BlockLanczos<T>(op, space).compute(lo);
+  rep.top = res.top;
+  rep.bottom = res.bottom;
+  rep.hvps = res.products;
+  rep.restarts = res.restarts;
+  rep.converged = res.converged;
+}
+
 template <class T>
 void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Loss loss,
            const DeviceChoice& dev, AnalyzeReport& rep) {
@@ -62,8 +98,8 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
   CpuOperatorOptions co;
   co.curvature = parse_curvature(opt.curvature);
   co.loss = loss;
-  co.max_block = opt.block;
-  LanczosResult<T> res;
+  co.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
+  if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
   if (dev.cuda) {
     CudaOperatorOptions cu;
     cu.base = co;
@@ -71,9 +107,10 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     cu.tf32 = opt.precision == "tf32";
     auto op = make_cuda_operator<T>(model, ds, cu);
     auto space = make_cuda_space<T>(dev.index);
+    cu.max_memory = opt.max_memory;
     rep.loss_value = op->loss_value();
     rep.grad_norm = op->grad_norm();
-    res = BlockLanczos<T>(*op, *space).compute(lo);
+    run_solver<T>(*op, *space, opt, lo, rep);
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
   } else {
@@ -81,18 +118,35 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     CpuSpace<T> space;
     rep.loss_value = op.loss_value();
     rep.grad_norm = op.grad_norm();
-    res = BlockLanczos<T>(op, space).compute(lo);
+    run_solver<T>(op, space, opt, lo, rep);
     rep.backend = "cpu";
     rep.device = "cpu";
   }
-  rep.top = res.top;
-  rep.bottom = res.bottom;
-  rep.hvps = res.products;
-  rep.restarts = res.restarts;
-  rep.converged = res.converged;
 }
 
 }  // namespace
+
+uint64_t parse_bytes(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    throw UsageError("bad byte count '" + s + "' (e.g. 512M, 8G)");
+  }
+  const std::string unit = s.substr(used);
+  double mult = 1;
+  if (unit == "K" || unit == "KiB" || unit == "k")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty())
+    throw UsageError("bad byte count '" + s + "' (e.g. 512M, 8G)");
+  if (!(v > 0) || v * mult > 1e18) throw UsageError("bad byte count '" + s + "'");
+  return static_cast<uint64_t>(v * mult);
+}
 
 AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();

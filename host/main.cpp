@@ -30,7 +30,8 @@ void write_output(const std::string& path, const std::string& text) {
   if (!f.flush()) throw hspec::Error("cannot write '" + path + "'");
 }
 
-void add_analyze_options(CLI::App* app, hspec::AnalyzeOptions& o, std::string& json) {
+void add_analyze_options(CLI::App* app, hspec::AnalyzeOptions& o, std::string& json,
+                         std::string& max_memory) {
   app->add_option("--model", o.model_path, "checkpoint (.safetensors)")->required();
   app->add_option("--data", o.data_path, "data: safetensors, or IDX images (raw or .gz)")
       ->required();
@@ -51,6 +52,9 @@ void add_analyze_options(CLI::App* app, hspec::AnalyzeOptions& o, std::string& j
   app->add_option("--samples", o.samples, "use the first N samples (0: all)");
   app->add_option("--seed", o.seed, "random seed")->capture_default_str();
   app->add_option("--device", o.device, "auto|cpu|cuda|cuda:N")->capture_default_str();
+  app->add_flag("--exact", o.exact,
+                "dense matrix from products + LAPACK: the whole spectrum (small models)");
+  app->add_option("--max-memory", max_memory, "memory budget, e.g. 8G (default: half of RAM)");
   app->add_option("--json", json, "write the JSON report to PATH ('-' = stdout, JSON only)");
 }
 
@@ -61,10 +65,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("hspec ") + HSPEC_VERSION);
   app.require_subcommand(1);
   hspec::AnalyzeOptions opt;
-  std::string json;
+  std::string json, max_memory;
   CLI::App* analyze = app.add_subcommand(
       "analyze", "top/bottom eigenvalues of the Hessian (or Gauss-Newton) of the training loss");
-  add_analyze_options(analyze, opt, json);
+  add_analyze_options(analyze, opt, json, max_memory);
 
   try {
     app.parse(argc, argv);
@@ -81,6 +85,7 @@ int main(int argc, char** argv) {
 
   try {
     if (analyze->parsed()) {
+      if (!max_memory.empty()) opt.max_memory = hspec::parse_bytes(max_memory);
       const hspec::AnalyzeReport r = hspec::run_analyze(opt);
       if (json != "-") std::cout << hspec::report_summary(r) << std::flush;
       if (!json.empty()) write_output(json, hspec::report_json(r));

@@ -47,6 +47,12 @@ std::string report_json(const AnalyzeReport& r) {
   j["converged"] = r.converged;
   j["top"] = values(r.top);
   j["bottom"] = values(r.bottom);
+  j["exact"] = r.exact;
+  if (r.exact) {
+    j["eigenvalues"] = r.eigenvalues;
+    j["trace"] = r.trace;
+    j["asymmetry"] = r.asymmetry;
+  }
   // Full precision so a report can be compared to a reference without rounding loss.
   return j.dump(2) + "\n";
 }
@@ -68,6 +74,10 @@ std::string report_summary(const AnalyzeReport& r) {
         << fmt("%.1e", v[i].residual) << (v[i].converged ? "" : "   NOT CONVERGED") << "\n";
     }
   };
+  if (r.exact)
+    s << "exact     dense " << r.eigenvalues.size() << " x " << r.eigenvalues.size()
+      << " matrix, trace " << fmt("%.10e", r.trace) << ", asymmetry as built "
+      << fmt("%.1e", r.asymmetry) << "\n";
   list("top      ", r.top);
   list("bottom   ", r.bottom);
   if (!r.converged)

@@ -26,7 +26,12 @@ struct AnalyzeOptions {
   int64_t samples = 0;    // 0 = all
   uint64_t seed = 0;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  bool exact = false;           // dense matrix + LAPACK instead of Lanczos (small models)
+  uint64_t max_memory = 0;      // bytes; 0 = half of the host's physical memory
 };
+
+// Parses a byte count such as "512M", "8G", "1.5G" or "1048576" (UsageError otherwise).
+uint64_t parse_bytes(const std::string& s);
 
 struct AnalyzeReport {
   int64_t params = 0;
@@ -45,6 +50,10 @@ struct AnalyzeReport {
   uint64_t seed = 0;
   std::vector<RitzValue> top, bottom;
   bool converged = false;
+  bool exact = false;
+  std::vector<double> eigenvalues;  // exact mode: the whole spectrum, ascending
+  double trace = 0;                 // exact mode
+  double asymmetry = 0;             // exact mode: max |C_ij - C_ji| / max |C_ij| as built
 };
 
 // Validates the options (UsageError), loads the files (InputError), runs the solver.
