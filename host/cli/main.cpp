@@ -1,0 +1,75 @@
+// The hspec command line: registers the subcommands, runs the one given, and maps errors to
+// exit codes (0 ok, 1 other failure, 2 usage, 3 input, 4 not converged) with one-line
+// messages on stderr.
+#include <fstream>
+#include <iostream>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "hspec/error.hpp"
+
+namespace hspec::cli {
+
+void write_output(const std::string& path, const std::string& text) {
+  if (path == "-") {
+    std::cout << text << std::flush;
+    return;
+  }
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw Error("cannot open '" + path + "' for writing");
+  f << text;
+  if (!f.flush()) throw Error("cannot write '" + path + "'");
+}
+
+}  // namespace hspec::cli
+
+namespace {
+
+// One line: newlines in a message (e.g. from a library) must not break the contract.
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+int fail(int code, const std::string& msg) {
+  std::cerr << "hspec: " << one_line(msg) << "\n";
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hspec: Hessian spectrum of a trained model's loss, from the command line"};
+  app.set_version_flag("--version", std::string("hspec ") + HSPEC_VERSION);
+  app.require_subcommand(1);
+  const std::vector<hspec::cli::Command> commands = {hspec::cli::add_analyze(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(2, std::string(e.what()) + " (see hspec --help)");
+  }
+
+  try {
+    for (const auto& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const hspec::UsageError& e) {
+    return fail(2, e.what());
+  } catch (const hspec::InputError& e) {
+    return fail(3, e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(1, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  }
+  return 1;
+}
