@@ -62,6 +62,9 @@ class CpuCurvatureOperator final : public CurvatureOperator<T> {
   std::vector<std::unique_ptr<Chunk>> chunks_;  // all chunks when cached, else one scratch
   double loss_ = 0;
   std::vector<double> grad_;
+  // Tangent-pass buffers reused by every apply().
+  std::vector<std::vector<T>> scratch_ra_, scratch_rx_;
+  std::vector<T> scratch_rg_, scratch_rd_;
 };
 
 extern template class CpuCurvatureOperator<float>;
