@@ -17,26 +17,23 @@
 namespace hspec {
 namespace {
 
-// A(:, j) *= s[j] for a rows x cols block with leading dimension ld.
+// The kernels below cover a rows x cols block (leading dimension ld) with a 2-D grid
+// (cuda::grid_2d): x strides over rows, y over columns.
+#define HSPEC_FOR_EACH_ENTRY(i, j, rows, cols)                                                \
+  for (int64_t j = blockIdx.y; j < (cols); j += gridDim.y)                                    \
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (rows); \
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+// A(:, j) *= s[j].
 template <class T>
 __global__ void scale_columns_kernel(T* a, int64_t rows, int64_t cols, int64_t ld, const T* s) {
-  const int64_t total = rows * cols;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
-       idx += step) {
-    const int64_t j = idx / rows, i = idx - j * rows;
-    a[i + j * ld] *= s[j];
-  }
+  HSPEC_FOR_EACH_ENTRY(i, j, rows, cols) a[i + j * ld] *= s[j];
 }
 
 // A = beta A, with beta == 0 writing zeros (as BLAS does, so NaNs in A do not survive).
 template <class T>
 __global__ void scale_block_kernel(T* a, int64_t rows, int64_t cols, int64_t ld, T beta) {
-  const int64_t total = rows * cols;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
-       idx += step) {
-    const int64_t j = idx / rows, i = idx - j * rows;
+  HSPEC_FOR_EACH_ENTRY(i, j, rows, cols) {
     T& v = a[i + j * ld];
     v = beta == T(0) ? T(0) : beta * v;
   }
@@ -46,14 +43,10 @@ __global__ void scale_block_kernel(T* a, int64_t rows, int64_t cols, int64_t ld,
 template <class T>
 __global__ void rademacher_kernel(T* a, int64_t rows, int64_t cols, int64_t ld,
                                   const unsigned* bits) {
-  const int64_t total = rows * cols;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
-       idx += step) {
-    const int64_t j = idx / rows, i = idx - j * rows;
-    a[i + j * ld] = (bits[idx] >> 31) ? T(1) : T(-1);
-  }
+  HSPEC_FOR_EACH_ENTRY(i, j, rows, cols) a[i + j * ld] = (bits[i + j * rows] >> 31) ? T(1) : T(-1);
 }
+
+#undef HSPEC_FOR_EACH_ENTRY
 
 // A cuRAND Philox generator on a stream.
 class CurandGenerator {
@@ -161,7 +154,7 @@ class CudaSpace final : public VectorSpace<T> {
     if (p == 0) {
       if (beta != 1.0) {
         scale_block_kernel<T>
-            <<<cuda::grid_for(n * q), 256, 0, stream()>>>(Y.data, n, q, Y.ld, static_cast<T>(beta));
+            <<<cuda::grid_2d(n, q), 256, 0, stream()>>>(Y.data, n, q, Y.ld, static_cast<T>(beta));
         CUDA_CHECK_LAUNCH();
       }
       res_->stream.sync();
@@ -210,7 +203,7 @@ class CudaSpace final : public VectorSpace<T> {
     res_->work.reserve(A.cols);
     CUDA_CHECK_THROW(cudaMemcpyAsync(res_->work.get(), stage_.data(), sizeof(T) * stage_.size(),
                                      cudaMemcpyHostToDevice, stream()));
-    scale_columns_kernel<T><<<cuda::grid_for(A.rows * A.cols), 256, 0, stream()>>>(
+    scale_columns_kernel<T><<<cuda::grid_2d(A.rows, A.cols), 256, 0, stream()>>>(
         A.data, A.rows, A.cols, A.ld, res_->work.get());
     CUDA_CHECK_LAUNCH();
     res_->stream.sync();
@@ -263,8 +256,8 @@ class CudaSpace final : public VectorSpace<T> {
     } else {
       res_->bits.reserve(count);
       CURAND_CHECK_THROW(curandGenerate(gen, res_->bits.get(), static_cast<size_t>(count)));
-      rademacher_kernel<T><<<cuda::grid_for(count), 256, 0, stream()>>>(A.data, A.rows, A.cols,
-                                                                        A.ld, res_->bits.get());
+      rademacher_kernel<T><<<cuda::grid_2d(A.rows, A.cols), 256, 0, stream()>>>(
+          A.data, A.rows, A.cols, A.ld, res_->bits.get());
       CUDA_CHECK_LAUNCH();
     }
     res_->stream.sync();

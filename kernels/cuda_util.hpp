@@ -167,6 +167,11 @@ inline unsigned grid_for(int64_t count, int threads = 256) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, 65535));
 }
 
+// A 2-D grid for a rows x cols block: x strides over rows, y over columns.
+inline dim3 grid_2d(int64_t rows, int64_t cols, int threads = 256) {
+  return dim3(grid_for(rows, threads), static_cast<unsigned>(std::clamp<int64_t>(cols, 1, 65535)));
+}
+
 // Copies a rows x cols column-major block between pitched buffers (leading dimensions in
 // elements), asynchronously on `stream`. Falls back to one copy per column when a pitch
 // is beyond what cudaMemcpy2D accepts.

@@ -167,23 +167,20 @@ __global__ void second_order_input_kernel(const T* dphi, const T* s, const T* rd
   }
 }
 
+// 2-D grid (grid_2d): x strides over rows, y over columns.
 template <class T>
 __global__ void zero_block_kernel(T* y, int64_t rows, int64_t cols, int64_t ld) {
-  const int64_t total = rows * cols;
-  for (int64_t idx = thread_start(); idx < total; idx += grid_step()) {
-    const int64_t j = idx / rows, i = idx - j * rows;
-    y[i + j * ld] = T(0);
-  }
+  for (int64_t j = blockIdx.y; j < cols; j += gridDim.y)
+    for (int64_t i = thread_start(); i < rows; i += grid_step()) y[i + j * ld] = T(0);
 }
 
+// 2-D grid (grid_2d); the key of entry (i, j) is j * rows + i.
 template <class T>
 __global__ void find_nonfinite_kernel(const T* y, int64_t rows, int64_t cols, int64_t ld,
                                       unsigned long long* first) {
-  const int64_t total = rows * cols;
-  for (int64_t idx = thread_start(); idx < total; idx += grid_step()) {
-    const int64_t j = idx / rows, i = idx - j * rows;
-    if (!isfinite(y[i + j * ld])) atomicMin(first, static_cast<unsigned long long>(idx));
-  }
+  for (int64_t j = blockIdx.y; j < cols; j += gridDim.y)
+    for (int64_t i = thread_start(); i < rows; i += grid_step())
+      if (!isfinite(y[i + j * ld])) atomicMin(first, static_cast<unsigned long long>(j * rows + i));
 }
 
 }  // namespace
@@ -270,7 +267,7 @@ void second_order_input(const T* dphi, const T* s, const T* rd, const T* ra, int
 template <class T>
 void zero_block(T* y, int64_t rows, int64_t cols, int64_t ld, cudaStream_t stream) {
   if (rows * cols == 0) return;
-  zero_block_kernel<T><<<grid_for(rows * cols, kThreads), kThreads, 0, stream>>>(y, rows, cols, ld);
+  zero_block_kernel<T><<<grid_2d(rows, cols, kThreads), kThreads, 0, stream>>>(y, rows, cols, ld);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -279,7 +276,7 @@ void find_nonfinite(const T* y, int64_t rows, int64_t cols, int64_t ld, unsigned
                     cudaStream_t stream) {
   if (rows * cols == 0) return;
   find_nonfinite_kernel<T>
-      <<<grid_for(rows * cols, kThreads), kThreads, 0, stream>>>(y, rows, cols, ld, first);
+      <<<grid_2d(rows, cols, kThreads), kThreads, 0, stream>>>(y, rows, cols, ld, first);
   CUDA_CHECK_LAUNCH();
 }
 
