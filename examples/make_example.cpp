@@ -1,6 +1,8 @@
 // Writes the small example the README analyzes: a 20-32-3 tanh MLP trained by full-batch
 // gradient descent (with hspec's own gradient) on 512 seeded synthetic samples labelled by
-// a random teacher network. Usage: hspec_make_example OUTDIR
+// a random teacher network. With a workload name (mlp_small, mlp_wide) it writes that
+// benchmark workload instead (untrained, as the benchmarks use it).
+// Usage: hspec_make_example OUTDIR [WORKLOAD]
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -11,12 +13,30 @@
 #include "hspec/workloads.hpp"
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: hspec_make_example OUTDIR\n");
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: hspec_make_example OUTDIR [mlp_small|mlp_wide]\n");
     return 2;
   }
   try {
     const std::string dir = argv[1];
+    if (argc == 3) {
+      for (const hspec::Workload& w : hspec::benchmark_workloads()) {
+        if (w.name != argv[2]) continue;
+        const hspec::Model teacher = hspec::random_mlp(w.sizes, w.activation, 2);
+        const hspec::Dataset ds = hspec::teacher_dataset(teacher, w.samples, 3);
+        const std::string base = dir + "/" + w.name;
+        hspec::save_model(base + "_model.safetensors", hspec::random_mlp(w.sizes, w.activation, 1),
+                          w.loss);
+        hspec::write_safetensors(base + "_data.safetensors",
+                                 {hspec::make_tensor("inputs", {ds.n, ds.d}, ds.inputs),
+                                  hspec::make_tensor("labels", {ds.n}, ds.labels)});
+        std::printf("wrote %s_model.safetensors and %s_data.safetensors\n", base.c_str(),
+                    base.c_str());
+        return 0;
+      }
+      std::fprintf(stderr, "hspec_make_example: unknown workload '%s'\n", argv[2]);
+      return 2;
+    }
     const std::vector<int64_t> sizes = {20, 32, 3};
     const hspec::Model teacher = hspec::random_mlp(sizes, hspec::Activation::Tanh, 11);
     const hspec::Dataset ds = hspec::teacher_dataset(teacher, 512, 7);

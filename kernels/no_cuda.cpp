@@ -39,3 +39,11 @@ template std::unique_ptr<VectorSpace<float>> make_cuda_space<float>(int);
 template std::unique_ptr<VectorSpace<double>> make_cuda_space<double>(int);
 
 }  // namespace hspec
+
+namespace hspec {
+
+double cuda_gemm_tflops(int, bool, int64_t) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+
+}  // namespace hspec

@@ -32,3 +32,11 @@ template <class T>
 std::unique_ptr<VectorSpace<T>> make_cuda_space(int device);
 
 }  // namespace hspec
+
+namespace hspec {
+
+// The card's measured GEMM rate in TFLOP/s: n x n x n cuBLAS sgemm (tf32: on TF32 tensor
+// cores), median of several runs timed with CUDA events, for benchmarks to compare against.
+double cuda_gemm_tflops(int device, bool tf32, int64_t n);
+
+}  // namespace hspec
