@@ -5,6 +5,7 @@
 // Usage: hspec_make_example OUTDIR [WORKLOAD]
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string dir = argv[1];
+    std::filesystem::create_directories(dir);
     if (argc == 3) {
       for (const hspec::Workload& w : hspec::benchmark_workloads()) {
         if (w.name != argv[2]) continue;
