@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <memory>
 
+#include "hspec/analyze_estimators.hpp"
 #include "hspec/cpu_hvp.hpp"
 #include "hspec/cpu_space.hpp"
 #include "hspec/cuda_backend.hpp"
@@ -58,6 +61,58 @@ uint64_t default_max_memory() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
 }
 
+std::string fmt_bytes(double b) {
+  char buf[64];
+  if (b >= 1024.0 * 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+  else if (b >= 1024.0 * 1024)
+    std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  return buf;
+}
+
+// Checks, before anything big is allocated, that a Lanczos run fits the memory budget and
+// returns what is left for the operator's cache and tangent buffers (its chunking shrinks
+// to fit). Counted: the basis V (m + b columns), the product block W, the restart scratch
+// S (m - b), the reported Ritz vectors, the projected matrices, the operator's copies of
+// the data and weights, and one sample's worth of operator buffers. Doubles, so absurd
+// sizes cannot overflow.
+template <class T>
+uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Model& model,
+                    const Dataset& ds, int64_t max_block) {
+  const uint64_t budget = opt.max_memory > 0 ? opt.max_memory : default_max_memory();
+  const double n = static_cast<double>(model.num_params()), t = sizeof(T);
+  const int64_t m = lanczos_basis_columns(lo, model.num_params(), max_block);
+  const double b = static_cast<double>(std::min<int64_t>(lo.block, max_block));
+  const double want = std::min<double>(lo.top, n) + std::min<double>(lo.bottom, n);
+  const double md = static_cast<double>(m);
+  const double basis = t * n * (2 * md + 2 * b + want) + 8.0 * 3 * md * md;
+  double hidden = 0, widest = static_cast<double>(model.input_dim());
+  for (size_t l = 0; l < model.layers.size(); ++l) {
+    widest = std::max(widest, static_cast<double>(model.layers[l].out));
+    if (l + 1 < model.layers.size()) hidden += static_cast<double>(model.layers[l].out);
+  }
+  const double out = static_cast<double>(model.output_dim());
+  const double fixed =
+      t * (static_cast<double>(ds.inputs.size() + ds.targets.size()) + n) +
+      8.0 * static_cast<double>(ds.labels.size()) + 8.0 * n +  // labels, gradient
+      t * (static_cast<double>(max_block) * (2 * hidden + out + 2 * widest) + 4 * hidden + 2 * out);
+  const double need = basis + fixed;
+  if (need > static_cast<double>(budget)) {
+    throw UsageError(
+        "this run needs about " + fmt_bytes(need) + " (Lanczos basis of " + std::to_string(m) +
+        " x " + std::to_string(model.num_params()) + " " + (sizeof(T) == 4 ? "fp32" : "fp64") +
+        " plus the data), above the " +
+        (opt.max_memory > 0 ? "--max-memory of " : "default budget (half of RAM) of ") +
+        fmt_bytes(static_cast<double>(budget)) +
+        "; lower --max-basis, --block or --samples, or raise --max-memory");
+  }
+  const uint64_t left = budget - static_cast<uint64_t>(need);
+  // Without an explicit budget the operator keeps its 2 GiB default where that fits.
+  return opt.max_memory > 0 ? left : std::min<uint64_t>(left, 2ull << 30);
+}
+
 template <class T>
 void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
                 const LanczosOptions& lo, AnalyzeReport& rep) {
@@ -82,6 +137,7 @@ void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOp
   rep.hvps = res.products;
   rep.restarts = res.restarts;
   rep.converged = res.converged;
+  rep.interrupted = res.interrupted;
 }
 
 template <class T>
@@ -95,11 +151,19 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
   lo.max_products = opt.max_hvps;
   lo.max_basis = opt.max_basis;
   lo.seed = opt.seed;
+  lo.cancel = opt.cancel;
   CpuOperatorOptions co;
   co.curvature = parse_curvature(opt.curvature);
   co.loss = loss;
   co.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
-  if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
+  co.max_block = std::max<int64_t>(co.max_block, estimator_block(opt));  // trace, density
+  check_estimator_memory(opt, model.num_params(), sizeof(T));  // before any work
+  if (opt.exact) {
+    // exact_spectrum checks its dense matrix against the budget itself.
+    if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
+  } else {
+    co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block);
+  }
   if (dev.cuda) {
     CudaOperatorOptions cu;
     cu.base = co;
@@ -111,6 +175,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     rep.loss_value = op->loss_value();
     rep.grad_norm = op->grad_norm();
     run_solver<T>(*op, *space, opt, lo, rep);
+    run_estimators<T>(*op, *space, opt, rep);
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
   } else {
@@ -119,6 +184,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     rep.loss_value = op.loss_value();
     rep.grad_norm = op.grad_norm();
     run_solver<T>(op, space, opt, lo, rep);
+    run_estimators<T>(op, space, opt, rep);
     rep.backend = "cpu";
     rep.device = "cpu";
   }
@@ -144,23 +210,34 @@ uint64_t parse_bytes(const std::string& s) {
     mult = 1024.0 * 1024 * 1024;
   else if (!unit.empty())
     throw UsageError("bad byte count '" + s + "' (e.g. 512M, 8G)");
-  if (!(v > 0) || v * mult > 1e18) throw UsageError("bad byte count '" + s + "'");
+  // Below one byte would truncate to 0, which means "default" downstream.
+  if (!(v * mult >= 1) || v * mult > 1e18) throw UsageError("bad byte count '" + s + "'");
   return static_cast<uint64_t>(v * mult);
 }
 
-AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
+void check_analyze_options(const AnalyzeOptions& opt) {
   if (opt.model_path.empty()) throw UsageError("--model is required");
   if (opt.data_path.empty()) throw UsageError("--data is required");
-  if (opt.top < 0 || opt.bottom < 0 || opt.top + opt.bottom == 0)
+  // In int64: with both near INT_MAX, top + bottom would overflow int (undefined behaviour).
+  if (opt.top < 0 || opt.bottom < 0 || int64_t{opt.top} + opt.bottom == 0)
     throw UsageError("--top and --bottom must be >= 0 and not both 0");
   if (opt.block < 1 || opt.block > 1024) throw UsageError("--block must be in [1, 1024]");
   if (!(opt.tol > 0) || !(opt.tol < 1)) throw UsageError("--tol must be in (0, 1)");
   if (opt.max_hvps < 0) throw UsageError("--max-hvps must be >= 0");
+  if (opt.max_basis < 0) throw UsageError("--max-basis must be >= 0");
   if (opt.samples < 0) throw UsageError("--samples must be >= 0");
-  const Curvature curvature = parse_curvature(opt.curvature);
+  parse_curvature(opt.curvature);
   if (opt.precision != "fp32" && opt.precision != "fp64" && opt.precision != "tf32")
     throw UsageError("--precision must be fp32, fp64 or tf32");
+  if (!opt.activation.empty()) parse_activation(opt.activation);
+  if (!opt.loss.empty()) parse_loss(opt.loss);
+  check_estimator_options(opt);
+}
+
+AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_analyze_options(opt);
+  const Curvature curvature = parse_curvature(opt.curvature);
   const DeviceChoice dev = choose_device(opt.device);
   if (opt.precision == "tf32" && !dev.cuda)
     throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
@@ -172,6 +249,19 @@ AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
     throw UsageError(opt.model_path +
                      ": the checkpoint does not record its activation; pass --activation "
                      "(identity, relu, tanh, sigmoid, gelu)");
+  }
+  // fp32 compute: a weight beyond float range would become Inf in the operator's copy.
+  if (opt.precision != "fp64") {
+    for (const Layer& l : model.layers) {
+      for (const auto* v : {&l.weight, &l.bias}) {
+        for (size_t i = 0; i < v->size(); ++i) {
+          if (std::fabs((*v)[i]) > std::numeric_limits<float>::max())
+            throw InputError(opt.model_path + ": tensor '" + (l.name.empty() ? "" : l.name + ".") +
+                             (v == &l.weight ? "weight" : "bias") + "' value at index " +
+                             std::to_string(i) + " is beyond fp32 range (use --precision fp64)");
+        }
+      }
+    }
   }
   Dataset ds = load_dataset(opt.data_path, opt.labels_path);
   truncate_dataset(ds, opt.samples);
@@ -189,10 +279,20 @@ AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   rep.block = opt.block;
   rep.tol = opt.tol;
   rep.seed = opt.seed;
-  if (opt.precision == "fp64")
-    solve<double>(opt, model, ds, loss, dev, rep);
-  else
-    solve<float>(opt, model, ds, loss, dev, rep);
+  rep.timings = opt.timings;
+  try {
+    if (opt.precision == "fp64")
+      solve<double>(opt, model, ds, loss, dev, rep);
+    else
+      solve<float>(opt, model, ds, loss, dev, rep);
+  } catch (const NumericalError& e) {
+    // Inputs were checked finite, so NaN/Inf here is overflow during the run; say what helps.
+    throw NumericalError(std::string(e.what()) +
+                         (opt.precision == "fp64"
+                              ? " (overflow in fp64: check the checkpoint's scale)"
+                              : " (overflow in " + opt.precision + "? try --precision fp64)"));
+  }
+  rep.verdict = verdict_of(rep, opt.lr);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

@@ -168,6 +168,7 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
   c.out_curv.assign(opt_.loss == Loss::MSE ? 0 : a.size(), T(0));
   const double inv_n = 1.0 / static_cast<double>(n_);
   double loss_sum = 0;
+  int64_t correct = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T* z = a.data() + i * out;
     T* gi = g.data() + i * out;
@@ -178,6 +179,7 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
       double sum = 0;
       for (int64_t o = 0; o < out; ++o) sum += std::exp(static_cast<double>(z[o]) - zmax);
       loss_sum += zmax + std::log(sum) - static_cast<double>(z[y]);
+      correct += std::max_element(z, z + out) - z == y ? 1 : 0;
       for (int64_t o = 0; o < out; ++o) {
         const double p = std::exp(static_cast<double>(z[o]) - zmax) / sum;
         c.out_curv[i * out + o] = static_cast<T>(p);
@@ -186,6 +188,7 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
     } else if (opt_.loss == Loss::BCE) {
       const double zz = z[0], y = static_cast<double>(labels_[first + i]);
       loss_sum += std::max(zz, 0.0) - zz * y + std::log1p(std::exp(-std::fabs(zz)));
+      correct += (zz > 0) == (y > 0.5) ? 1 : 0;
       const double p = zz >= 0 ? 1.0 / (1.0 + std::exp(-zz)) : std::exp(zz) / (1.0 + std::exp(zz));
       c.out_curv[i] = static_cast<T>(p * (1.0 - p));
       gi[0] = static_cast<T>((p - y) * inv_n);
@@ -217,6 +220,7 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
 
   if (!accumulate) return;
   loss_ += loss_sum * inv_n;
+  correct_ += correct;
   // Gradient: dWt_l = X_{l-1} g_l^T (in x out), db_l = g_l 1.
   for (size_t l = 0; l < L; ++l) {
     const Layer& ly = model_.layers[l];

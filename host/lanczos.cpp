@@ -275,9 +275,7 @@ LanczosResult<T> Solver<T>::run() {
   const int64_t bottom = std::min<int64_t>(opt_.bottom, n_);
   b_ = std::max<int64_t>(1, std::min<int64_t>({opt_.block, n_, op_.max_block()}));
   const int64_t want = top + bottom;
-  m_max_ = opt_.max_basis > 0 ? opt_.max_basis
-                              : std::max<int64_t>({5 * want + 2 * b_, want + 4 * b_, 40});
-  m_max_ = std::min(n_, std::max(m_max_, want + b_));
+  m_max_ = lanczos_basis_columns(opt_, n_, op_.max_block());
   const int64_t total_budget = opt_.max_products > 0 ? opt_.max_products : 100 * m_max_ + 1000;
   // The final check of the reported values' true residuals costs one product each.
   const int64_t budget = std::max(b_, total_budget - want);
@@ -311,16 +309,26 @@ LanczosResult<T> Solver<T>::run() {
   LanczosResult<T> out;
   int64_t extra = 0;              // 1 in probe rounds: one more value per end must converge
   std::vector<double> confirmed;  // the wanted values when they last converged
+  auto cancelled = [&] { return opt_.cancel && opt_.cancel->load(std::memory_order_relaxed); };
   for (;;) {
     bool out_of_budget = false;
+    // Cancellation is honoured only after at least one extension since the last (re)start:
+    // rayleigh_ritz needs the residual block R of the current basis to estimate residuals.
+    int64_t extended = 0;
     while (w_ > 0 && m_ + w_ <= m_max_) {
       if (m_ > 0 && used() + w_ > budget) {
         out_of_budget = true;
         break;
       }
+      if (extended > 0 && cancelled()) break;
       extend();
+      ++extended;
     }
     rayleigh_ritz();
+    if (extended > 0 && cancelled()) {
+      out.interrupted = true;
+      break;
+    }
     const int64_t m = m_, kt = std::min(top, m), kb = std::min(bottom, m);
     const int64_t xt = std::min(top + extra, m), xb = std::min(bottom + extra, m);
     int64_t conv_b = 0, conv_t = 0;
@@ -370,19 +378,23 @@ LanczosResult<T> Solver<T>::run() {
     return u;
   };
   Matrix<T> top_u, bottom_u;
-  if (opt_.want_vectors || w_ > 0) {
+  // Interrupted: report the recurrence's estimates rather than spend more products.
+  const bool check = w_ > 0 && !out.interrupted;
+  if (opt_.want_vectors || check) {
     top_u = vectors(top_idx);
     bottom_u = vectors(bottom_idx);
   }
   // Unless the whole space is spanned (Ritz pairs exact), replace the recurrence's residual
   // estimates by true residuals ||C u - theta u||: at rounding level the estimate can fall
   // far below the truth, and the converged flags must not rest on it.
-  if (w_ > 0) {
+  if (check) {
     true_residuals(top_u, top_idx);
     true_residuals(bottom_u, bottom_idx);
   }
-  for (int64_t i : top_idx) out.top.push_back({theta_[i], res_[i], converged(i)});
-  for (int64_t i : bottom_idx) out.bottom.push_back({theta_[i], res_[i], converged(i)});
+  // An estimate is not a proof, so an interrupted run claims no converged value.
+  auto conv = [&](int64_t i) { return !out.interrupted && converged(i); };
+  for (int64_t i : top_idx) out.top.push_back({theta_[i], res_[i], conv(i)});
+  for (int64_t i : bottom_idx) out.bottom.push_back({theta_[i], res_[i], conv(i)});
   if (opt_.want_vectors) {
     out.top_vectors = top_u;
     out.bottom_vectors = bottom_u;
@@ -396,6 +408,16 @@ LanczosResult<T> Solver<T>::run() {
 }
 
 }  // namespace
+
+int64_t lanczos_basis_columns(const LanczosOptions& opt, int64_t n, int64_t max_block) {
+  if (n <= 0) return 0;
+  const int64_t b = std::max<int64_t>(1, std::min<int64_t>({opt.block, n, max_block}));
+  const int64_t want =
+      std::min<int64_t>(std::max(opt.top, 0), n) + std::min<int64_t>(std::max(opt.bottom, 0), n);
+  const int64_t m =
+      opt.max_basis > 0 ? opt.max_basis : std::max<int64_t>({5 * want + 2 * b, want + 4 * b, 40});
+  return std::min(n, std::max(m, want + b));
+}
 
 template <class T>
 BlockLanczos<T>::BlockLanczos(CurvatureOperator<T>& op, VectorSpace<T>& space)

@@ -191,6 +191,11 @@ Model load_model(const std::string& path) {
 }
 
 void save_model(const std::string& path, const Model& m, Loss loss) {
+  save_model(path, m, loss, {});
+}
+
+void save_model(const std::string& path, const Model& m, Loss loss,
+                const std::map<std::string, std::string>& extra_metadata) {
   std::vector<TensorData> t;
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const Layer& l = m.layers[i];
@@ -202,10 +207,11 @@ void save_model(const std::string& path, const Model& m, Loss loss) {
       t.push_back(make_tensor(prefix + ".bias", {l.out}, b));
     }
   }
-  write_safetensors(path, t,
-                    {{"format", "pt"},
-                     {"hspec.activation", activation_name(m.activation)},
-                     {"hspec.loss", loss_name(loss)}});
+  std::map<std::string, std::string> meta = extra_metadata;
+  meta["format"] = "pt";
+  meta["hspec.activation"] = activation_name(m.activation);
+  meta["hspec.loss"] = loss_name(loss);
+  write_safetensors(path, t, meta);
 }
 
 }  // namespace hspec

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "hspec/analyze.hpp"
+#include "hspec/analyze_estimators.hpp"
 
 namespace hspec {
 namespace {
@@ -43,8 +44,9 @@ std::string report_json(const AnalyzeReport& r) {
   j["seed"] = r.seed;
   j["hvps"] = r.hvps;
   j["restarts"] = r.restarts;
-  j["seconds"] = r.seconds;
+  if (r.timings) j["seconds"] = r.seconds;  // omitted by --no-timings: reruns byte-identical
   j["converged"] = r.converged;
+  j["interrupted"] = r.interrupted;
   j["top"] = values(r.top);
   j["bottom"] = values(r.bottom);
   j["exact"] = r.exact;
@@ -53,6 +55,7 @@ std::string report_json(const AnalyzeReport& r) {
     j["trace"] = r.trace;
     j["asymmetry"] = r.asymmetry;
   }
+  add_estimators_json(j, r);  // trace estimate, density, verdict
   // Full precision so a report can be compared to a reference without rounding loss.
   return j.dump(2) + "\n";
 }
@@ -80,7 +83,10 @@ std::string report_summary(const AnalyzeReport& r) {
       << fmt("%.1e", r.asymmetry) << "\n";
   list("top      ", r.top);
   list("bottom   ", r.bottom);
-  if (!r.converged)
+  s << estimators_summary(r);
+  if (r.interrupted)
+    s << "interrupted: partial results; residuals are the solver's estimates\n";
+  else if (!r.converged)
     s << "warning: some eigenvalues did not converge within the budget "
          "(raise --max-hvps or --tol)\n";
   return s.str();

@@ -328,12 +328,24 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
   const TensorInfo* prev = nullptr;
+  uint64_t covered = 0;  // end of the bytes indexed so far, in offset order
   for (const TensorInfo* t : order) {
     if (t->begin == t->end) continue;
     if (prev && t->begin < prev->end) {
       fail(path, quoted(t->name) + " overlaps " + quoted(prev->name) + " in the data section");
     }
+    // The format requires the data section to be indexed entirely, without holes (the
+    // reference reader rejects them too): unindexed bytes could smuggle a second payload.
+    if (t->begin != covered) {
+      fail(path, "data section has " + std::to_string(t->begin - covered) +
+                     " unindexed bytes before " + quoted(t->name) + " (offsets not contiguous)");
+    }
+    covered = t->end;
     if (!prev || t->end > prev->end) prev = t;
+  }
+  if (covered != data_size) {
+    fail(path, "data section has " + std::to_string(data_size - covered) +
+                   " trailing bytes that no tensor indexes");
   }
 }
 

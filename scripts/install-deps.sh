@@ -12,3 +12,10 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
+# Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist/) for scripts/demo.sh and
+# the Fashion-MNIST training test. Optional: an archive without it must not stop a build.
+if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+  { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist; } ||
+    echo "install-deps: dataset-fashion-mnist not installed (needed by scripts/demo.sh)" >&2
+fi

@@ -3,6 +3,7 @@
 // LAPACK on the dense Hessian.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -26,9 +27,14 @@ struct CliRun {
   std::string out, err;
 };
 
+// Per process, so parallel tests (ctest -j) never read a file another one is rewriting.
+std::string tmp(const std::string& name) {
+  return std::string(HSPEC_TEST_TMP) + "/cli_" + std::to_string(getpid()) + "_" + name;
+}
+
 CliRun run_cli(const std::string& args) {
-  const std::string tmp = std::string(HSPEC_TEST_TMP) + "/cli_stderr.txt";
-  const std::string cmd = std::string(HSPEC_CLI_PATH) + " " + args + " 2>" + tmp;
+  const std::string err = tmp("stderr.txt");
+  const std::string cmd = std::string(HSPEC_CLI_PATH) + " " + args + " 2>" + err;
   CliRun r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -37,13 +43,9 @@ CliRun run_cli(const std::string& args) {
   while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(tmp);
+  std::ifstream f(err);
   r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   return r;
-}
-
-std::string tmp(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/cli_" + name;
 }
 
 // A 6-5-3 tanh MLP and 40 labelled samples, written as a user would hand them to us.

@@ -335,8 +335,8 @@ TEST(IdxTest, RejectsTruncatedAndTrailingData) {
 
 TEST(IdxTest, RejectsLyingHeadersWithoutAllocating) {
   const std::string path = tmp("lie.idx");
-  write_file(path, {0, 0, 8, 2, 0, 0x0F, 0x42, 0x40, 0, 0, 0x03, 0xE8, 1, 2, 3});
-  expect_bad_idx(path, "header promises 1000000000 elements, file holds 3");
+  write_file(path, {0, 0, 8, 2, 0, 0x0F, 0x42, 0x40, 0, 0, 0x00, 0x64, 1, 2, 3});
+  expect_bad_idx(path, "header promises 100000000 elements, file holds 3");
   write_file(path, {0, 0, 8, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1});
   expect_bad_idx(path, "above the limit");
   write_file(path, {0,    0,    8,    4,    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,

@@ -1,51 +1,86 @@
 // `hspec analyze`: options, run, summary and JSON report.
+#include <time.h>
+
+#include <atomic>
+#include <csignal>
 #include <iostream>
 #include <memory>
 
 #include "commands.hpp"
 #include "hspec/analyze.hpp"
+#include "hspec/analyze_estimators.hpp"
+#include "hspec/error.hpp"
 
 namespace hspec::cli {
+namespace {
+
+// SIGINT/SIGTERM during a run: the handler only sets these (async-signal-safe: a lock-free
+// atomic and a sig_atomic_t); the solver polls g_cancel between block extensions, the
+// partial report is written, and the exit code is 128 + the signal (130, 143).
+static_assert(std::atomic<bool>::is_always_lock_free, "the cancel flag must be signal-safe");
+std::atomic<bool> g_cancel{false};
+volatile std::sig_atomic_t g_signal = 0;
+timespec g_first{};  // when the first signal came (written before g_signal is set)
+
+extern "C" void on_stop_signal(int sig) {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+  if (g_signal == 0) {
+    g_first = now;
+    g_signal = sig;
+    g_cancel.store(true);
+    return;
+  }
+  // A second signal a second or more later (Ctrl-C again) ends the process at once. One
+  // within the second is the same request delivered twice, as `timeout` and batch
+  // schedulers do (to the process and to its group): it must not lose the partial report.
+  if (now.tv_sec - g_first.tv_sec >= 2 ||
+      (now.tv_sec - g_first.tv_sec == 1 && now.tv_nsec >= g_first.tv_nsec)) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGINT);  // one handler at a time
+  sigaddset(&sa.sa_mask, SIGTERM);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+}  // namespace
 
 Command add_analyze(CLI::App& app) {
-  struct State {
-    AnalyzeOptions o;
-    std::string json, max_memory;
+  struct State : AnalyzeCli {
+    std::string json, plot;
   };
   auto st = std::make_shared<State>();
   AnalyzeOptions& o = st->o;
   CLI::App* a = app.add_subcommand(
       "analyze", "top/bottom eigenvalues of the Hessian (or Gauss-Newton) of the training loss");
   a->add_option("--model", o.model_path, "checkpoint (.safetensors)")->required();
-  a->add_option("--data", o.data_path, "data: safetensors, or IDX images (raw or .gz)")->required();
-  a->add_option("--labels", o.labels_path, "IDX labels (raw or .gz) for IDX images");
-  a->add_option("--activation", o.activation,
-                "identity|relu|tanh|sigmoid|gelu (default: checkpoint metadata)");
-  a->add_option("--loss", o.loss, "ce|mse|bce (default: metadata, else from the data)");
-  a->add_option("--top", o.top, "largest eigenvalues wanted")->capture_default_str();
-  a->add_option("--bottom", o.bottom, "smallest eigenvalues wanted")->capture_default_str();
-  a->add_option("--curvature", o.curvature, "hessian|ggn")->capture_default_str();
-  a->add_option("--precision", o.precision, "fp32|fp64|tf32")->capture_default_str();
-  a->add_option("--block", o.block, "Lanczos block size (directions per product pass)")
-      ->capture_default_str();
-  a->add_option("--tol", o.tol, "residual tolerance relative to ||C||")->capture_default_str();
-  a->add_option("--max-hvps", o.max_hvps, "budget of Hessian-vector products (0: auto)")
-      ->capture_default_str();
-  a->add_option("--max-basis", o.max_basis, "Lanczos basis size (0: auto)");
-  a->add_option("--samples", o.samples, "use the first N samples (0: all)");
-  a->add_option("--seed", o.seed, "random seed")->capture_default_str();
-  a->add_option("--device", o.device, "auto|cpu|cuda|cuda:N")->capture_default_str();
-  a->add_flag("--exact", o.exact,
-              "dense matrix from products + LAPACK: the whole spectrum (small models)");
-  a->add_option("--max-memory", st->max_memory, "memory budget, e.g. 8G (default: half of RAM)");
+  add_analyze_options(a, *st);  // shared with `compare`
   a->add_option("--json", st->json, "write the JSON report to PATH ('-' = stdout, JSON only)");
-  return {a, [st]() {
-            if (!st->max_memory.empty()) st->o.max_memory = parse_bytes(st->max_memory);
-            const AnalyzeReport r = run_analyze(st->o);
-            if (st->json != "-") std::cout << report_summary(r) << std::flush;
-            if (!st->json.empty()) write_output(st->json, report_json(r));
-            return r.converged ? 0 : 4;
-          }};
+  a->add_option("--plot", st->plot, "draw the --density curve to an SVG file");
+  auto check = [st]() {
+    finish_analyze_options(*st);
+    if (!st->plot.empty() && !st->o.density) throw UsageError("--plot needs --density");
+  };
+  auto run = [st, check]() {
+    check();
+    install_stop_handlers();
+    st->o.cancel = &g_cancel;
+    const AnalyzeReport r = run_analyze(st->o);
+    if (st->json != "-") std::cout << report_summary(r) << std::flush;
+    if (!st->json.empty()) write_output(st->json, report_json(r));
+    if (!st->plot.empty() && r.has_density) write_output(st->plot, density_plot_svg(r));
+    if (g_signal != 0) return 128 + static_cast<int>(g_signal);
+    return r.converged ? 0 : 4;
+  };
+  return {a, run, check};
 }
 
 }  // namespace hspec::cli

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   CLI::App app{"hspec: Hessian spectrum of a trained model's loss, from the command line"};
   app.set_version_flag("--version", std::string("hspec ") + HSPEC_VERSION);
   app.require_subcommand(1);
-  const std::vector<hspec::cli::Command> commands = {hspec::cli::add_analyze(app)};
+  const std::vector<hspec::cli::Command> commands = hspec::cli::add_commands(app);
 
   try {
     app.parse(argc, argv);

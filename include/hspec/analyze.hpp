@@ -1,11 +1,15 @@
 // `hspec analyze`: from a checkpoint and a data set to a curvature report.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "hspec/density.hpp"
 #include "hspec/lanczos.hpp"
 #include "hspec/model.hpp"
+#include "hspec/trace.hpp"
+#include "hspec/verdict.hpp"
 
 namespace hspec {
 
@@ -28,7 +32,23 @@ struct AnalyzeOptions {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   bool exact = false;           // dense matrix + LAPACK instead of Lanczos (small models)
   uint64_t max_memory = 0;      // bytes; 0 = half of the host's physical memory
+  bool timings = true;          // false: the report omits wall times (byte-identical reruns)
+  // Set asynchronously (signal handler) to stop the solver early; the report then holds
+  // the values so far and interrupted = true.
+  const std::atomic<bool>* cancel = nullptr;
+  // Issue 6: trace, density, verdict (README.md "Trace", "Density", "Verdict").
+  bool trace = false;  // --trace: Hutch++/Hutchinson estimate
+  std::string trace_method = "hutchpp";
+  double trace_tol = 0.005;  // relative standard error to stop at
+  int64_t trace_hvps = 200;  // budget of products for the trace
+  bool density = false;      // --density: stochastic Lanczos quadrature
+  int probes = 8;
+  int steps = 80;
+  double lr = 0;  // --lr: judge GD stability at this step (0: not given)
 };
+
+// The option checks run_analyze starts with (UsageError), without touching any file.
+void check_analyze_options(const AnalyzeOptions& opt);
 
 // Parses a byte count such as "512M", "8G", "1.5G" or "1048576" (UsageError otherwise).
 uint64_t parse_bytes(const std::string& s);
@@ -50,10 +70,17 @@ struct AnalyzeReport {
   uint64_t seed = 0;
   std::vector<RitzValue> top, bottom;
   bool converged = false;
+  bool interrupted = false;  // stopped by AnalyzeOptions::cancel; residuals are estimates
+  bool timings = true;       // whether `seconds` goes into the JSON
   bool exact = false;
   std::vector<double> eigenvalues;  // exact mode: the whole spectrum, ascending
   double trace = 0;                 // exact mode
   double asymmetry = 0;             // exact mode: max |C_ij - C_ji| / max |C_ij| as built
+  bool has_trace_estimate = false;  // --trace (not in exact mode, whose trace is exact)
+  TraceResult trace_estimate;
+  bool has_density = false;  // --density (SLQ; exact mode: the eigenvalues themselves)
+  Density density;
+  Verdict verdict;  // label empty when undecidable (no top or no bottom, interrupted)
 };
 
 // Validates the options (UsageError), loads the files (InputError), runs the solver.

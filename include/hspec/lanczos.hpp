@@ -1,6 +1,7 @@
 // Thick-restart block Lanczos for both ends of a symmetric spectrum, written once against
 // the CurvatureOperator and VectorSpace seams.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct LanczosOptions {
   // holds only b vectors of any eigenspace, so without this an eigenvalue of multiplicity
   // above the block size (the zero eigenvalues of a Gauss-Newton matrix) shows up once.
   int probe_rounds = 16;
+  // When set and it becomes true (e.g. from a SIGINT handler), the solver stops at the next
+  // block extension and returns the Ritz values it has, with the recurrence's residual
+  // estimates (no final check) and every converged flag false; LanczosResult::interrupted.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // One reported eigenvalue. residual = ||C u - value u|| for the unit Ritz vector u.
@@ -48,7 +53,13 @@ struct LanczosResult {
   int64_t reorth_repeats = 0;  // times the DGKS rule asked for a second pass
   int64_t probes = 0;          // random-restart rounds looking for missed copies
   bool converged = false;      // every reported value converged
+  bool interrupted = false;    // stopped by LanczosOptions::cancel: residuals are estimates
 };
+
+// Basis columns the solver keeps for these options on an operator of dimension n with the
+// given widest block (the automatic m_max rule), so callers can size memory up front. The
+// solver holds about n * (2 m + 2 b + top + bottom) elements of T in the vector space.
+int64_t lanczos_basis_columns(const LanczosOptions& opt, int64_t n, int64_t max_block);
 
 // Solver object in the Spectra style: construct with the operator and space, then
 // compute(). The operator and space must live in the same memory (where()).

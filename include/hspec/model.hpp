@@ -2,6 +2,7 @@
 // with PyTorch's 'mean' reduction, and loading it from a safetensors checkpoint.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,10 @@ Model load_model(const std::string& path);
 // Writes the model as PyTorch's nn.Sequential state_dict would name it: layer i gets the
 // prefix 2*i (Linear, activation, Linear, ...), with hspec metadata.
 void save_model(const std::string& path, const Model& m, Loss loss);
+// The same with extra __metadata__ entries (e.g. hspec.train.*); format, hspec.activation
+// and hspec.loss always come from the arguments.
+void save_model(const std::string& path, const Model& m, Loss loss,
+                const std::map<std::string, std::string>& extra_metadata);
 
 // Numeric-aware comparison ("2" < "10", "a.2" < "a.10").
 bool natural_less(const std::string& a, const std::string& b);

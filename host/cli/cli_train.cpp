@@ -1,0 +1,88 @@
+// `hspec train`: options, per-epoch progress on stderr, the checkpoint and a summary.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "commands.hpp"
+#include "hspec/device.hpp"
+#include "hspec/train.hpp"
+
+namespace hspec::cli {
+
+Command add_train(CLI::App& app) {
+  auto o = std::make_shared<TrainOptions>();
+  CLI::App* a = app.add_subcommand(
+      "train", "train an MLP by minibatch SGD and write a checkpoint (safetensors)");
+  a->add_option("--data", o->data_path, "training data: safetensors, or IDX images (raw or .gz)")
+      ->required();
+  a->add_option("--labels", o->labels_path, "IDX labels (raw or .gz) for IDX images");
+  a->add_option("--layers", o->layers, "widths, input first, e.g. 784-128-10")->required();
+  a->add_option("--activation", o->activation, "identity|relu|tanh|sigmoid|gelu")
+      ->capture_default_str();
+  a->add_option("--loss", o->loss, "ce|mse|bce")->capture_default_str();
+  a->add_option("--batch", o->batch, "minibatch size")->capture_default_str();
+  a->add_option("--lr", o->lr, "learning rate")->capture_default_str();
+  a->add_option("--epochs", o->epochs, "passes over the training data")->capture_default_str();
+  a->add_option("--seed", o->seed, "seed of the initialisation and the shuffles")
+      ->capture_default_str();
+  a->add_option("--out", o->out_path, "checkpoint to write (.safetensors)")->required();
+  a->add_option("--device", o->device, "auto|cpu (cuda: not available yet)")->capture_default_str();
+  a->add_option("--precision", o->precision, "fp32|fp64")->capture_default_str();
+  a->add_option("--samples", o->samples, "use the first N training samples (0: all)");
+  a->add_option("--eval-data", o->eval_data_path, "held-out data for a final accuracy");
+  a->add_option("--eval-labels", o->eval_labels_path, "IDX labels of the held-out data");
+  a->add_option("--eval-samples", o->eval_samples, "use the first N held-out samples (0: all)");
+  auto check = [o]() { check_train_options(*o); };
+  return {a,
+          [o]() {
+            if (o->device == "auto" && cuda_device_count() > 0)
+              std::cerr << "hspec train: training runs on the CPU (CUDA training is not "
+                           "available yet)\n";
+            // Minibatch means over the epoch, while the weights move; the final line is
+            // the full training set at the final weights.
+            const bool classify = o->loss != "mse";
+            const auto progress = [classify](const EpochStats& s) {
+              char buf[160];
+              if (classify)
+                std::snprintf(buf, sizeof buf, "epoch %3d  loss %.6f  accuracy %.4f  (%.1f s)\n",
+                              s.epoch, s.loss, s.accuracy, s.seconds);
+              else
+                std::snprintf(buf, sizeof buf, "epoch %3d  loss %.6f  (%.1f s)\n", s.epoch, s.loss,
+                              s.seconds);
+              std::cerr << buf << std::flush;
+            };
+            const TrainResult r = run_train(*o, progress);
+            char buf[320];
+            std::snprintf(buf, sizeof buf,
+                          "trained   %s %s, loss %s, %lld samples, batch %lld, lr %g, %d epochs "
+                          "(%lld steps) in %.1f s on %s\n",
+                          o->layers.c_str(), o->activation.c_str(), loss_name(r.loss),
+                          static_cast<long long>(r.samples), static_cast<long long>(o->batch),
+                          o->lr, o->epochs, static_cast<long long>(r.steps), r.seconds,
+                          r.device.c_str());
+            std::cout << buf;
+            std::snprintf(buf, sizeof buf, "train     loss %.6g   gradient norm %.3e", r.final_loss,
+                          r.final_grad_norm);
+            std::cout << buf;
+            if (r.classification) {
+              std::snprintf(buf, sizeof buf, "   accuracy %.4f", r.final_accuracy);
+              std::cout << buf;
+            }
+            std::cout << "\n";
+            if (r.has_eval) {
+              std::snprintf(buf, sizeof buf, "held-out  loss %.6g   (%lld samples)", r.eval_loss,
+                            static_cast<long long>(r.eval_samples));
+              std::cout << buf;
+              if (r.classification) {
+                std::snprintf(buf, sizeof buf, "   accuracy %.4f", r.eval_accuracy);
+                std::cout << buf;
+              }
+              std::cout << "\n";
+            }
+            std::cout << "wrote     " << o->out_path << "\n" << std::flush;
+            return 0;
+          },
+          check};
+}
+
+}  // namespace hspec::cli
