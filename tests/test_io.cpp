@@ -1,5 +1,6 @@
 // Tests of the file readers and writers: safetensors, IDX (raw and gzip) and datasets.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -22,8 +23,12 @@ namespace {
 
 using Bytes = std::vector<unsigned char>;
 
+// A folder per process: ctest -j runs these tests side by side, and several share scratch
+// names (gz_scratch.gz, m.idx).
 std::string tmp(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/io_" + name;
+  const std::string dir = std::string(HSPEC_TEST_TMP) + "/io_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  return dir + "/io_" + name;
 }
 
 void write_file(const std::string& path, const Bytes& b) {

@@ -1,6 +1,7 @@
 // Checkpoint loading: PyTorch's naming (nn.Sequential and bare nn.Linear), natural order of
 // layer prefixes, metadata hints, and malformed layer sets rejected with the file named.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <map>
@@ -15,7 +16,7 @@ namespace hspec {
 namespace {
 
 std::string path(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/model_" + name;
+  return std::string(HSPEC_TEST_TMP) + "/model_" + std::to_string(getpid()) + "_" + name;
 }
 
 std::vector<float> iota(int64_t n, float start) {

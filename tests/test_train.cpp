@@ -2,6 +2,7 @@
 // analyze reports the final training loss at it, runs are reproducible, CLI errors, and a
 // short Fashion-MNIST run (skipped when the Debian data set is not installed).
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -22,7 +23,7 @@ namespace hspec {
 namespace {
 
 std::string tmp(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/train_" + name;
+  return std::string(HSPEC_TEST_TMP) + "/train_" + std::to_string(getpid()) + "_" + name;
 }
 
 struct CliRun {

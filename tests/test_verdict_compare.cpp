@@ -2,6 +2,7 @@
 // `hspec compare` end to end: ordering by sharpness on models of known curvature, and a
 // failing checkpoint reported while the others still run.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -23,7 +24,7 @@ namespace hspec {
 namespace {
 
 std::string tmp(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/vc_" + name;
+  return std::string(HSPEC_TEST_TMP) + "/vc_" + std::to_string(getpid()) + "_" + name;
 }
 
 struct CliResult {
