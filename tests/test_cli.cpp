@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli_test_util.hpp"
 #include "hspec/blas.hpp"
 #include "hspec/cpu_hvp.hpp"
 #include "hspec/dataset.hpp"
@@ -22,30 +23,15 @@
 namespace hspec {
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
+using CliRun = testutil::CliResult;
 
 // Per process, so parallel tests (ctest -j) never read a file another one is rewriting.
 std::string tmp(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/cli_" + std::to_string(getpid()) + "_" + name;
+  return testutil::scratch("cli_", name);
 }
 
 CliRun run_cli(const std::string& args) {
-  const std::string err = tmp("stderr.txt");
-  const std::string cmd = std::string(HSPEC_CLI_PATH) + " " + args + " 2>" + err;
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err);
-  r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  return r;
+  return testutil::run_cli(args, tmp("stderr.txt"));
 }
 
 // A 6-5-3 tanh MLP and 40 labelled samples, written as a user would hand them to us.

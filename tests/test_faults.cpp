@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_test_util.hpp"
 #include "hspec/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
 #include "hspec/lanczos.hpp"
@@ -27,35 +28,14 @@ namespace hspec {
 namespace {
 
 std::string tmp(const std::string& name) {
-  // Per process: ctest -j runs the tests of this file side by side.
-  return std::string(HSPEC_TEST_TMP) + "/faults_" + std::to_string(getpid()) + "_" + name;
+  return testutil::scratch("faults_", name);
 }
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
+using testutil::CliResult;
+using testutil::slurp;
 
 CliResult run_cli(const std::string& args, const std::string& tag) {
-  const std::string err = tmp(tag + ".stderr");
-  const std::string cmd =
-      "timeout 300 " + std::string(HSPEC_CLI_PATH) + " " + args + " 2>" + err + " </dev/null";
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err);
-  r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  return r;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return testutil::run_cli(args, tmp(tag + ".stderr"));
 }
 
 // A teacher-labelled problem written as a user would hand it to us; returns "--model M

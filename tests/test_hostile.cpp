@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.hpp"
 #include "hspec/idx.hpp"
 #include "hspec/safetensors.hpp"
 #include "hspec/workloads.hpp"
@@ -27,32 +28,14 @@ namespace {
 using Bytes = std::vector<unsigned char>;
 
 std::string tmp(const std::string& name) {
-  // Per process: ctest -j runs the tests of this file side by side.
-  return std::string(HSPEC_TEST_TMP) + "/hostile_" + std::to_string(getpid()) + "_" + name;
+  return testutil::scratch("hostile_", name);
 }
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
+using testutil::CliResult;
 
-// Runs the CLI under `timeout` so a hang fails the test instead of stalling it; stderr goes
-// to a file of its own per call so parallel ctest jobs do not share one.
+// Under a shorter timeout: every hostile input must be refused quickly.
 CliResult run_cli(const std::string& args, const std::string& tag) {
-  const std::string err = tmp(tag + ".stderr");
-  const std::string cmd =
-      "timeout 120 " + std::string(HSPEC_CLI_PATH) + " " + args + " 2>" + err + " </dev/null";
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err);
-  r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  return r;
+  return testutil::run_cli(args, tmp(tag + ".stderr"), 120);
 }
 
 void write_file(const std::string& path, const Bytes& b) {

@@ -2,8 +2,8 @@
 // analyze reports the final training loss at it, runs are reproducible, CLI errors, and a
 // short Fashion-MNIST run (skipped when the Debian data set is not installed).
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -12,6 +12,7 @@
 #include <iterator>
 #include <string>
 
+#include "cli_test_util.hpp"
 #include "hspec/analyze.hpp"
 #include "hspec/cpu_hvp.hpp"
 #include "hspec/error.hpp"
@@ -23,34 +24,14 @@ namespace hspec {
 namespace {
 
 std::string tmp(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/train_" + std::to_string(getpid()) + "_" + name;
+  return testutil::scratch("train_", name);
 }
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
+using CliRun = testutil::CliResult;
+using testutil::slurp;
 
-// ctest runs tests in parallel processes: each caller names its own stderr file.
 CliRun run_cli(const std::string& args, const std::string& tag) {
-  const std::string errf = tmp(tag + "_stderr.txt");
-  const std::string cmd = std::string(HSPEC_CLI_PATH) + " " + args + " 2>" + errf;
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(errf);
-  r.err.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  return r;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  return testutil::run_cli(args, tmp(tag + "_stderr.txt"));
 }
 
 // 300 samples of 8 features in 3 classes, labelled by a random teacher network.

@@ -2,8 +2,8 @@
 // `hspec compare` end to end: ordering by sharpness on models of known curvature, and a
 // failing checkpoint reported while the others still run.
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.hpp"
 #include "hspec/blas.hpp"
 #include "hspec/model.hpp"
 #include "hspec/random.hpp"
@@ -24,31 +25,14 @@ namespace hspec {
 namespace {
 
 std::string tmp(const std::string& name) {
-  return std::string(HSPEC_TEST_TMP) + "/vc_" + std::to_string(getpid()) + "_" + name;
+  return testutil::scratch("vc_", name);
 }
 
-struct CliResult {
-  int code = -1;
-  std::string out;
-};
+using testutil::CliResult;
+using testutil::slurp;
 
 CliResult run_cli(const std::string& args) {
-  const std::string cmd =
-      "timeout 300 " + std::string(HSPEC_CLI_PATH) + " " + args + " 2>" + tmp("stderr");
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t got;
-  while ((got = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return testutil::run_cli(args, tmp("stderr"));
 }
 
 TEST(VerdictRule, SaddleFlatSharp) {
