@@ -115,10 +115,11 @@ uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const M
 
 template <class T>
 void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
-                const LanczosOptions& lo, AnalyzeReport& rep) {
+                const LanczosOptions& lo, const SymmetricEigensolver& eig, AnalyzeReport& rep) {
   if (opt.exact) {
     const uint64_t budget = opt.max_memory > 0 ? opt.max_memory : default_max_memory();
-    ExactResult ex = exact_spectrum<T>(op, space, opt.top, opt.bottom, opt.tol, budget);
+    ExactResult ex = exact_spectrum<T>(op, space, opt.top, opt.bottom, opt.tol, budget, eig);
+    rep.exact_solver = ex.solver;
     rep.exact = true;
     rep.top = ex.top;
     rep.bottom = ex.bottom;
@@ -157,7 +158,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
   co.loss = loss;
   co.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
   co.max_block = std::max<int64_t>(co.max_block, estimator_block(opt));  // trace, density
-  check_estimator_memory(opt, model.num_params(), sizeof(T));  // before any work
+  check_estimator_memory(opt, model.num_params(), sizeof(T));            // before any work
   if (opt.exact) {
     // exact_spectrum checks its dense matrix against the budget itself.
     if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
@@ -174,7 +175,13 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     cu.max_memory = opt.max_memory;
     rep.loss_value = op->loss_value();
     rep.grad_norm = op->grad_norm();
-    run_solver<T>(*op, *space, opt, lo, rep);
+    // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
+    const int device = dev.index;
+    const SymmetricEigensolver eig{"cuSOLVER syevd on cuda:" + std::to_string(device),
+                                   [device](int64_t n, double* a, int64_t lda, double* w) {
+                                     cuda_symmetric_eigensolve(device, n, a, lda, w);
+                                   }};
+    run_solver<T>(*op, *space, opt, lo, eig, rep);
     run_estimators<T>(*op, *space, opt, rep);
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
@@ -183,7 +190,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     CpuSpace<T> space;
     rep.loss_value = op.loss_value();
     rep.grad_norm = op.grad_norm();
-    run_solver<T>(op, space, opt, lo, rep);
+    run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
     run_estimators<T>(op, space, opt, rep);
     rep.backend = "cpu";
     rep.device = "cpu";

@@ -1,4 +1,5 @@
-// exact_spectrum: dense curvature matrix from products with identity blocks, then dsyevd.
+// exact_spectrum: dense curvature matrix from products with identity blocks, then a dense
+// symmetric eigensolver (LAPACK dsyevd here, cuSOLVER syevd from the CUDA backend).
 #include "hspec/exact.hpp"
 
 #include <algorithm>
@@ -18,9 +19,14 @@ uint64_t exact_bytes(int64_t n) {
   return 4 * nn * sizeof(double);
 }
 
+SymmetricEigensolver lapack_eigensolver() {
+  return {"LAPACK dsyevd",
+          [](int64_t n, double* a, int64_t lda, double* w) { blas::syev(n, a, lda, w); }};
+}
+
 template <class T>
 ExactResult exact_spectrum(CurvatureOperator<T>& op, VectorSpace<T>& space, int top, int bottom,
-                           double tol, uint64_t max_bytes) {
+                           double tol, uint64_t max_bytes, const SymmetricEigensolver& solver) {
   const int64_t n = op.dim();
   if (n <= 0) throw Error("exact mode: the operator has dimension 0");
   if (exact_bytes(n) > max_bytes) {
@@ -63,7 +69,10 @@ ExactResult exact_spectrum(CurvatureOperator<T>& op, VectorSpace<T>& space, int 
   }
   std::vector<double> a = c;
   r.eigenvalues.resize(static_cast<size_t>(n));
-  blas::syev(n, a.data(), n, r.eigenvalues.data());
+  solver.solve(n, a.data(), n, r.eigenvalues.data());
+  r.solver = solver.name;
+  for (double x : r.eigenvalues)
+    if (!std::isfinite(x)) throw NumericalError("exact mode: " + solver.name + " returned NaN/Inf");
 
   // Residuals of the reported pairs against the symmetrised matrix, in double.
   const double scale = std::max(std::fabs(r.eigenvalues.front()), std::fabs(r.eigenvalues.back()));
@@ -86,8 +95,8 @@ ExactResult exact_spectrum(CurvatureOperator<T>& op, VectorSpace<T>& space, int 
 }
 
 template ExactResult exact_spectrum<float>(CurvatureOperator<float>&, VectorSpace<float>&, int, int,
-                                           double, uint64_t);
+                                           double, uint64_t, const SymmetricEigensolver&);
 template ExactResult exact_spectrum<double>(CurvatureOperator<double>&, VectorSpace<double>&, int,
-                                            int, double, uint64_t);
+                                            int, double, uint64_t, const SymmetricEigensolver&);
 
 }  // namespace hspec

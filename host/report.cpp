@@ -54,6 +54,7 @@ std::string report_json(const AnalyzeReport& r) {
     j["eigenvalues"] = r.eigenvalues;
     j["trace"] = r.trace;
     j["asymmetry"] = r.asymmetry;
+    j["solver"] = r.exact_solver;
   }
   add_estimators_json(j, r);  // trace estimate, density, verdict
   // Full precision so a report can be compared to a reference without rounding loss.
@@ -78,8 +79,8 @@ std::string report_summary(const AnalyzeReport& r) {
     }
   };
   if (r.exact)
-    s << "exact     dense " << r.eigenvalues.size() << " x " << r.eigenvalues.size()
-      << " matrix, trace " << fmt("%.10e", r.trace) << ", asymmetry as built "
+    s << "exact     dense " << r.eigenvalues.size() << " x " << r.eigenvalues.size() << " matrix ("
+      << r.exact_solver << "), trace " << fmt("%.10e", r.trace) << ", asymmetry as built "
       << fmt("%.1e", r.asymmetry) << "\n";
   list("top      ", r.top);
   list("bottom   ", r.bottom);

@@ -69,9 +69,14 @@ std::string estimators_summary(const AnalyzeReport& r) {
   std::ostringstream s;
   if (r.has_trace_estimate) {
     const TraceResult& t = r.trace_estimate;
+    const double rel = t.estimate != 0 ? 100 * t.std_error / std::fabs(t.estimate) : 0;
     s << "trace     " << fmt("%+.6e", t.estimate) << " +- " << fmt("%.1e", t.std_error) << " ("
-      << trace_method_name(t.method) << ", " << t.products << " products"
-      << (t.converged ? "" : ", tolerance NOT reached") << ")\n";
+      << fmt("%.2g", rel) << "%, " << trace_method_name(t.method) << ", " << t.products
+      << " products"
+      << (t.converged     ? ""
+          : t.rel_tol > 0 ? ", tolerance NOT reached"
+                          : ", whole budget spent as --trace-tol 0 asks")
+      << ")\n";
   }
   if (r.has_density) {
     const Density& d = r.density;

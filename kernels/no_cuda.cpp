@@ -46,4 +46,8 @@ double cuda_gemm_tflops(int, bool, int64_t) {
   throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
 }
 
+void cuda_symmetric_eigensolve(int, int64_t, double*, int64_t, double*) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+
 }  // namespace hspec

@@ -42,6 +42,33 @@ TEST(ExactTest, LaplacianSpectrumAndTraceInClosedForm) {
   for (const auto& v : r.top) EXPECT_TRUE(v.converged && v.residual < 1e-13);
 }
 
+TEST(ExactTest, TheEigensolverIsASeam) {
+  // Another solver can be plugged in (the CUDA backend plugs in cuSOLVER); its name is
+  // reported, and a solver that returns garbage is caught rather than reported.
+  const int64_t n = 3;
+  const std::vector<double> a = {2, 0, 0, 0, -1, 0, 0, 0, 5};
+  CpuSpace<double> space;
+  DenseOperator<double> op(a, n);
+  const ExactResult r = exact_spectrum<double>(op, space, 1, 1, 1e-12, 1ull << 30);
+  EXPECT_EQ(r.solver, "LAPACK dsyevd");
+  int calls = 0;
+  const SymmetricEigensolver counted{"counted LAPACK",
+                                     [&](int64_t m, double* x, int64_t ld, double* w) {
+                                       ++calls;
+                                       lapack_eigensolver().solve(m, x, ld, w);
+                                     }};
+  DenseOperator<double> op2(a, n);
+  const ExactResult c = exact_spectrum<double>(op2, space, 1, 1, 1e-12, 1ull << 30, counted);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(c.solver, "counted LAPACK");
+  EXPECT_EQ(c.eigenvalues, (std::vector<double>{-1, 2, 5}));
+  const SymmetricEigensolver broken{"broken", [](int64_t m, double*, int64_t, double* w) {
+                                      for (int64_t i = 0; i < m; ++i) w[i] = std::nan("");
+                                    }};
+  DenseOperator<double> op3(a, n);
+  EXPECT_THROW(exact_spectrum<double>(op3, space, 1, 1, 1e-12, 1ull << 30, broken), NumericalError);
+}
+
 TEST(ExactTest, RefusesAboveTheMemoryBudget) {
   DenseOperator<double> op(std::vector<double>(100 * 100, 0.0), 100);
   CpuSpace<double> space;

@@ -193,7 +193,7 @@ TEST(VerdictReport, AnalyzeJsonHoldsTraceDensityVerdictAndPlot) {
   const nlohmann::json j = nlohmann::json::parse(r.out);
   for (const char* k : {"estimate", "stderr", "hvps", "method"})
     EXPECT_TRUE(j["trace"].contains(k));
-  EXPECT_EQ(j["trace"]["method"], "hutchpp");
+  EXPECT_EQ(j["trace"]["method"], "krylov-hutchpp");
   // Six parameters: the sketch spans the space, the trace is exact.
   EXPECT_EQ(j["trace"]["stderr"], 0.0);
   for (const char* k : {"nodes", "weights", "grid", "values", "sigma"})

@@ -29,8 +29,9 @@ void add_analyze_options(CLI::App* a, AnalyzeCli& st) {
   a->add_option("--max-memory", st.max_memory, "memory budget, e.g. 8G (default: half of RAM)");
   a->add_flag("--no-timings", st.no_timings,
               "omit wall times from the JSON, so reruns with the same seed are byte-identical");
-  a->add_flag("--trace", o.trace, "estimate the trace (Hutch++ on Rademacher probes)");
-  a->add_option("--trace-method", o.trace_method, "hutchpp|hutchinson")->capture_default_str();
+  a->add_flag("--trace", o.trace, "estimate the trace (Krylov Hutch++ on Rademacher probes)");
+  a->add_option("--trace-method", o.trace_method, "krylov-hutchpp|hutchpp|hutchinson")
+      ->capture_default_str();
   a->add_option("--trace-tol", o.trace_tol, "stop at this relative standard error")
       ->capture_default_str();
   a->add_option("--trace-hvps", o.trace_hvps, "budget of products for the trace")

@@ -38,7 +38,7 @@ struct AnalyzeOptions {
   const std::atomic<bool>* cancel = nullptr;
   // Issue 6: trace, density, verdict (README.md "Trace", "Density", "Verdict").
   bool trace = false;  // --trace: Hutch++/Hutchinson estimate
-  std::string trace_method = "hutchpp";
+  std::string trace_method = "krylov-hutchpp";
   double trace_tol = 0.005;  // relative standard error to stop at
   int64_t trace_hvps = 200;  // budget of products for the trace
   bool density = false;      // --density: stochastic Lanczos quadrature
@@ -76,6 +76,7 @@ struct AnalyzeReport {
   std::vector<double> eigenvalues;  // exact mode: the whole spectrum, ascending
   double trace = 0;                 // exact mode
   double asymmetry = 0;             // exact mode: max |C_ij - C_ji| / max |C_ij| as built
+  std::string exact_solver;         // exact mode: the eigensolver that ran
   bool has_trace_estimate = false;  // --trace (not in exact mode, whose trace is exact)
   TraceResult trace_estimate;
   bool has_density = false;  // --density (SLQ; exact mode: the eigenvalues themselves)

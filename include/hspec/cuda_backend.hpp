@@ -1,6 +1,7 @@
 // Entry points of the CUDA backend. Declared in every build; a build without CUDA defines
 // them to throw Error("hspec was built without CUDA"), so callers need no #ifdefs.
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "hspec/cpu_hvp.hpp"
@@ -38,5 +39,11 @@ namespace hspec {
 // The card's measured GEMM rate in TFLOP/s: n x n x n cuBLAS sgemm (tf32: on TF32 tensor
 // cores), median of several runs timed with CUDA events, for benchmarks to compare against.
 double cuda_gemm_tflops(int device, bool tf32, int64_t n);
+
+// Exact mode's eigensolver on the device: on entry the n x n symmetric matrix a (host,
+// column-major, leading dimension lda; its lower triangle is read), on exit its orthonormal
+// eigenvectors in the same place, with the eigenvalues ascending in w (host, n). cuSOLVER
+// syevd in double; UsageError when its workspace does not fit the free device memory.
+void cuda_symmetric_eigensolve(int device, int64_t n, double* a, int64_t lda, double* w);
 
 }  // namespace hspec

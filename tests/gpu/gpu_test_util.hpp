@@ -1,0 +1,56 @@
+// Seeded test models and data shared by the GPU test files.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hspec/dataset.hpp"
+#include "hspec/model.hpp"
+#include "hspec/random.hpp"
+
+namespace hspec::gputest {
+
+// A seeded MLP with weights N(0, 1.5^2 / fan_in) and small biases; layer 1 (when there is
+// one) has no bias, so both layouts are exercised.
+inline Model test_mlp(const std::vector<int64_t>& sizes, Activation act, uint64_t seed) {
+  Model m;
+  m.activation = act;
+  for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+    Layer ly;
+    ly.name = std::to_string(2 * l);
+    ly.in = sizes[l];
+    ly.out = sizes[l + 1];
+    ly.has_bias = l != 1;
+    const double scale = 1.5 / std::sqrt(static_cast<double>(ly.in));
+    for (int64_t i = 0; i < ly.in * ly.out; ++i)
+      ly.weight.push_back(scale * rng::gaussian(seed, 2 * l, i));
+    for (int64_t o = 0; ly.has_bias && o < ly.out; ++o)
+      ly.bias.push_back(0.3 * rng::gaussian(seed, 2 * l + 1, o));
+    m.layers.push_back(ly);
+  }
+  return m;
+}
+
+// n standard-normal samples; labels uniform over the classes of the loss, or normal targets.
+inline Dataset test_data(const Model& m, Loss loss, int64_t n, uint64_t seed) {
+  Dataset ds;
+  ds.n = n;
+  ds.d = m.input_dim();
+  ds.source = "synthetic";
+  for (int64_t i = 0; i < n * ds.d; ++i)
+    ds.inputs.push_back(static_cast<float>(rng::gaussian(seed, 100, i)));
+  const int64_t out = m.output_dim();
+  if (loss == Loss::MSE) {
+    ds.target_dim = out;
+    for (int64_t i = 0; i < n * out; ++i)
+      ds.targets.push_back(static_cast<float>(rng::gaussian(seed, 101, i)));
+  } else {
+    const uint64_t classes = loss == Loss::BCE ? 2 : static_cast<uint64_t>(out);
+    for (int64_t i = 0; i < n; ++i)
+      ds.labels.push_back(static_cast<int64_t>(rng::bits(seed, 102, i) % classes));
+  }
+  return ds;
+}
+
+}  // namespace hspec::gputest
