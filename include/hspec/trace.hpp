@@ -45,16 +45,16 @@ struct TraceResult {
   TraceMethod method = TraceMethod::KrylovHutchPP;
 };
 
+// Upper bound of the bytes estimate_trace allocates in the vector space for an operator of
+// dimension n with elements of `elem` bytes (callers check it against a memory budget).
+double trace_bytes(int64_t n, int64_t max_products, int64_t round, size_t elem);
+
 // Adaptive Hutch++ (Meyer, Musco, Musco, Woodruff 2021) / Hutchinson on Rademacher probes.
 // Rounds of `round` columns alternate between growing the low-rank basis Q and adding probes
 // of the deflated remainder (I-QQ^T) C (I-QQ^T), keeping dim Q <= sketch_ratio * probes,
 // until the relative standard error reaches rel_tol or the budget is spent. KrylovHutchPP
 // grows Q as a block Krylov space (one product per column, as in Chen and Hallman's
 // Krylov-aware estimators, 2023); HutchPP as orth(C S) for fresh Gaussian S (two per column).
-// Upper bound of the bytes estimate_trace allocates in the vector space for an operator of
-// dimension n with elements of `elem` bytes (callers check it against a memory budget).
-double trace_bytes(int64_t n, int64_t max_products, int64_t round, size_t elem);
-
 template <class T>
 TraceResult estimate_trace(CurvatureOperator<T>& op, VectorSpace<T>& space,
                            const TraceOptions& opt);
