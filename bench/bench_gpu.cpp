@@ -1,8 +1,10 @@
 // GPU benchmark of batched Hessian-vector products on the DESIGN.md workloads (full size):
-// checks the products against the fp64 operator first (fp32 and tf32 relative errors),
-// then times them at block sizes 1, 4, 16, 64 (median after warm-up; apply() returns after
-// the device has finished) and prints one JSON line per (workload, precision, block) with
-// the fraction of the card's measured fp32 GEMM rate that 12 N P flops per HVP represent.
+// measures the card's cuBLAS GEMM rates (sgemm, TF32, dgemm; CUDA events), checks the fp32
+// and tf32 products against the fp64 operator, then times fp64, fp32 and tf32 products at
+// block sizes 1, 4, 16, 64 (median after warm-up; apply() returns after the device has
+// finished) and prints one JSON line per (workload, precision, block) with the fraction of
+// the GEMM rate of the same precision (and of fp32) that 12 N P flops per HVP represent.
+// Usage: hspec_bench_gpu [mlp_small|mlp_wide|all]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -44,20 +46,61 @@ double rel_error(const std::vector<A>& y, const std::vector<B>& ref) {
   return std::sqrt(num / den);
 }
 
+// Times op.apply on k columns (median of `reps` after one warm-up; apply returns after the
+// device has finished) and prints one JSON line.
+template <class T>
+void time_blocks(hspec::CudaCurvature<T>& op, hspec::VectorSpace<T>& space,
+                 const std::vector<double>& x, const hspec::Workload& w, const char* prec,
+                 double own_rate, double fp32_rate, double err) {
+  const int64_t p = op.dim();
+  for (int64_t k : {1, 4, 16, 64}) {
+    std::vector<T> hx(x.begin(), x.begin() + k * p);
+    hspec::Matrix<T> dx = space.allocate(p, k), dy = space.allocate(p, k);
+    space.from_host(hx.data(), p, dx.view());
+    op.apply(dx.view(), dy.view());  // warm-up
+    std::vector<double> t;
+    const int reps = k >= 16 ? 5 : 7;
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = Clock::now();
+      op.apply(dx.view(), dy.view());
+      t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    std::sort(t.begin(), t.end());
+    const double ms = 1e3 * t[t.size() / 2] / k;
+    const double tflops = 12.0 * w.samples * p / (ms * 1e-3) / 1e12;
+    std::printf(
+        "{\"workload\":\"%s\",\"backend\":\"cuda\",\"device\":\"%s\",\"precision\":\"%s\","
+        "\"params\":%lld,\"samples\":%lld,\"block\":%lld,\"ms_per_hvp\":%.4f,"
+        "\"tflops_nominal\":%.2f,\"gemm_tflops\":%.2f,\"fraction_of_gemm\":%.3f,"
+        "\"fp32_gemm_tflops\":%.2f,\"fraction_of_fp32_gemm\":%.3f,\"rel_error_vs_fp64\":%.3e}\n",
+        w.name.c_str(), hspec::cuda_device_name(0).c_str(), prec, (long long)p,
+        (long long)w.samples, (long long)k, ms, tflops, own_rate, tflops / own_rate, fp32_rate,
+        tflops / fp32_rate, err);
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     if (hspec::cuda_device_count() == 0) {
-      std::fprintf(stderr, "hspec_bench_gpu: no CUDA device\n");
+      std::fprintf(stderr, "hspec_bench_gpu: no CUDA device (%s)\n",
+                   hspec::cuda_probe_reason().c_str());
       return 1;
     }
     const std::string only = argc > 1 ? argv[1] : "all";
-    const double fp32_rate = hspec::cuda_gemm_tflops(0, false, 8192);
-    const double tf32_rate = hspec::cuda_gemm_tflops(0, true, 8192);
-    std::fprintf(stderr, "%s: sgemm %.1f TFLOP/s, tf32 gemm %.1f TFLOP/s\n",
-                 hspec::cuda_device_name(0).c_str(), fp32_rate, tf32_rate);
-    const std::vector<int64_t> blocks = {1, 4, 16, 64};
+    using hspec::GemmPrecision;
+    const double fp32_rate = hspec::cuda_gemm_tflops(0, GemmPrecision::FP32, 8192);
+    const double tf32_rate = hspec::cuda_gemm_tflops(0, GemmPrecision::TF32, 8192);
+    const double fp64_rate = hspec::cuda_gemm_tflops(0, GemmPrecision::FP64, 8192);
+    std::fprintf(stderr, "%s: sgemm %.1f TFLOP/s, tf32 gemm %.1f TFLOP/s, dgemm %.1f TFLOP/s\n",
+                 hspec::cuda_device_name(0).c_str(), fp32_rate, tf32_rate, fp64_rate);
+    std::printf(
+        "{\"gemm\":true,\"device\":\"%s\",\"n\":8192,\"fp32_tflops\":%.2f,\"tf32_tflops\":%.2f,"
+        "\"fp64_tflops\":%.2f}\n",
+        hspec::cuda_device_name(0).c_str(), fp32_rate, tf32_rate, fp64_rate);
+    std::fflush(stdout);
     for (const hspec::Workload& w : hspec::benchmark_workloads()) {
       if (only != "all" && only != w.name) continue;
       const hspec::Model teacher = hspec::random_mlp(w.sizes, w.activation, 2);
@@ -76,6 +119,7 @@ int main(int argc, char** argv) {
         auto op = hspec::make_cuda_operator<double>(model, ds, o);
         auto sp = hspec::make_cuda_space<double>(0);
         y64 = products<double>(*op, *sp, x2, 2);
+        time_blocks<double>(*op, *sp, x, w, "fp64", fp64_rate, fp32_rate, 0.0);
       }
       for (bool tf32 : {false, true}) {
         o.tf32 = tf32;
@@ -84,29 +128,7 @@ int main(int argc, char** argv) {
         const double err = rel_error(products<float>(*op, *sp, x2, 2), y64);
         const char* prec = tf32 ? "tf32" : "fp32";
         std::fprintf(stderr, "%s %s: relative error vs fp64 %.2e\n", w.name.c_str(), prec, err);
-        for (int64_t k : blocks) {
-          std::vector<float> hx(x.begin(), x.begin() + k * p);
-          hspec::Matrix<float> dx = sp->allocate(p, k), dy = sp->allocate(p, k);
-          sp->from_host(hx.data(), p, dx.view());
-          op->apply(dx.view(), dy.view());  // warm-up
-          std::vector<double> t;
-          for (int r = 0; r < 7; ++r) {
-            const auto t0 = Clock::now();
-            op->apply(dx.view(), dy.view());
-            t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-          }
-          std::sort(t.begin(), t.end());
-          const double ms = 1e3 * t[t.size() / 2] / k;
-          const double tflops = 12.0 * w.samples * p / (ms * 1e-3) / 1e12;
-          std::printf(
-              "{\"workload\":\"%s\",\"backend\":\"cuda\",\"device\":\"%s\",\"precision\":"
-              "\"%s\",\"params\":%lld,\"samples\":%lld,\"block\":%lld,\"ms_per_hvp\":%.4f,"
-              "\"tflops_nominal\":%.2f,\"fp32_gemm_tflops\":%.2f,\"fraction_of_fp32_gemm\":"
-              "%.3f,\"rel_error_vs_fp64\":%.3e}\n",
-              w.name.c_str(), hspec::cuda_device_name(0).c_str(), prec, (long long)p,
-              (long long)w.samples, (long long)k, ms, tflops, fp32_rate, tflops / fp32_rate, err);
-          std::fflush(stdout);
-        }
+        time_blocks<float>(*op, *sp, x, w, prec, tf32 ? tf32_rate : fp32_rate, fp32_rate, err);
       }
     }
     return 0;

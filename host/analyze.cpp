@@ -1,8 +1,6 @@
 // run_analyze: option checks, file loading, backend choice and the Lanczos run.
 #include "hspec/analyze.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,6 +16,7 @@
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
 #include "hspec/exact.hpp"
+#include "hspec/memory_plan.hpp"
 
 namespace hspec {
 namespace {
@@ -25,11 +24,16 @@ namespace {
 struct DeviceChoice {
   bool cuda = false;
   int index = 0;
+  std::string fallback;  // --device auto in a CUDA build that found no device: why
 };
 
 DeviceChoice choose_device(const std::string& d) {
   if (d == "cpu") return {};
-  if (d == "auto") return {cuda_device_count() > 0, 0};
+  if (d == "auto") {
+    if (cuda_device_count() > 0) return {true, 0, ""};
+    // A driver too old for the runtime must not pass for "no GPU" silently.
+    return {false, 0, built_with_cuda() ? cuda_probe_reason() : ""};
+  }
   if (d == "cuda" || d.rfind("cuda:", 0) == 0) {
     int index = 0;
     if (d.size() > 5) {
@@ -41,9 +45,11 @@ DeviceChoice choose_device(const std::string& d) {
     if (!built_with_cuda())
       throw UsageError("--device " + d + ": this hspec was built without CUDA");
     const int count = cuda_device_count();
+    if (count == 0)
+      throw UsageError("--device " + d + ": no usable CUDA device (" + cuda_probe_reason() + ")");
     if (index >= count)
       throw UsageError("--device " + d + ": " + std::to_string(count) + " CUDA device(s) visible");
-    return {true, index};
+    return {true, index, ""};
   }
   throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
 }
@@ -56,61 +62,25 @@ Loss infer_loss(const AnalyzeOptions& opt, const Model& m, const Dataset& ds) {
 }
 
 uint64_t default_max_memory() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return 4ull << 30;
-  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
-}
-
-std::string fmt_bytes(double b) {
-  char buf[64];
-  if (b >= 1024.0 * 1024 * 1024)
-    std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
-  else if (b >= 1024.0 * 1024)
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
-  else
-    std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
-  return buf;
+  return default_host_budget();
 }
 
 // Checks, before anything big is allocated, that a Lanczos run fits the memory budget and
 // returns what is left for the operator's cache and tangent buffers (its chunking shrinks
-// to fit). Counted: the basis V (m + b columns), the product block W, the restart scratch
-// S (m - b), the reported Ritz vectors, the projected matrices, the operator's copies of
-// the data and weights, and one sample's worth of operator buffers. Doubles, so absurd
-// sizes cannot overflow.
+// to fit). With --device cuda the basis and the operator live on the card, so the budget is
+// the card's free memory (and --max-memory when smaller), not the host's RAM.
 template <class T>
 uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Model& model,
-                    const Dataset& ds, int64_t max_block) {
-  const uint64_t budget = opt.max_memory > 0 ? opt.max_memory : default_max_memory();
-  const double n = static_cast<double>(model.num_params()), t = sizeof(T);
-  const int64_t m = lanczos_basis_columns(lo, model.num_params(), max_block);
-  const double b = static_cast<double>(std::min<int64_t>(lo.block, max_block));
-  const double want = std::min<double>(lo.top, n) + std::min<double>(lo.bottom, n);
-  const double md = static_cast<double>(m);
-  const double basis = t * n * (2 * md + 2 * b + want) + 8.0 * 3 * md * md;
-  double hidden = 0, widest = static_cast<double>(model.input_dim());
-  for (size_t l = 0; l < model.layers.size(); ++l) {
-    widest = std::max(widest, static_cast<double>(model.layers[l].out));
-    if (l + 1 < model.layers.size()) hidden += static_cast<double>(model.layers[l].out);
-  }
-  const double out = static_cast<double>(model.output_dim());
-  const double fixed =
-      t * (static_cast<double>(ds.inputs.size() + ds.targets.size()) + n) +
-      8.0 * static_cast<double>(ds.labels.size()) + 8.0 * n +  // labels, gradient
-      t * (static_cast<double>(max_block) * (2 * hidden + out + 2 * widest) + 4 * hidden + 2 * out);
-  const double need = basis + fixed;
-  if (need > static_cast<double>(budget)) {
-    throw UsageError(
-        "this run needs about " + fmt_bytes(need) + " (Lanczos basis of " + std::to_string(m) +
-        " x " + std::to_string(model.num_params()) + " " + (sizeof(T) == 4 ? "fp32" : "fp64") +
-        " plus the data), above the " +
-        (opt.max_memory > 0 ? "--max-memory of " : "default budget (half of RAM) of ") +
-        fmt_bytes(static_cast<double>(budget)) +
-        "; lower --max-basis, --block or --samples, or raise --max-memory");
-  }
-  const uint64_t left = budget - static_cast<uint64_t>(need);
-  // Without an explicit budget the operator keeps its 2 GiB default where that fits.
-  return opt.max_memory > 0 ? left : std::min<uint64_t>(left, 2ull << 30);
+                    const Dataset& ds, int64_t max_block, const DeviceChoice& dev) {
+  MemoryLimits limits;
+  limits.max_memory = opt.max_memory;
+  limits.host_default = default_max_memory();
+  limits.on_device = dev.cuda;
+  limits.device = dev.index;
+  if (dev.cuda) limits.device_free = cuda_free_memory(dev.index);
+  const RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, dev.cuda);
+  // At least one byte: 0 would tell the CUDA operator to size itself from the free memory.
+  return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }
 
 template <class T>
@@ -163,16 +133,16 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     // exact_spectrum checks its dense matrix against the budget itself.
     if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
   } else {
-    co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block);
+    co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block, dev);
   }
   if (dev.cuda) {
     CudaOperatorOptions cu;
     cu.base = co;
     cu.device = dev.index;
     cu.tf32 = opt.precision == "tf32";
+    cu.max_memory = co.memory_budget;  // its share of the device, set before it sizes itself
     auto op = make_cuda_operator<T>(model, ds, cu);
     auto space = make_cuda_space<T>(dev.index);
-    cu.max_memory = opt.max_memory;
     rep.loss_value = op->loss_value();
     rep.grad_norm = op->grad_norm();
     // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
@@ -193,7 +163,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
     run_estimators<T>(op, space, opt, rep);
     rep.backend = "cpu";
-    rep.device = "cpu";
+    rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
   }
 }
 

@@ -19,6 +19,7 @@
 #include "hspec/cuda_check.hpp"
 #include "hspec/error.hpp"
 #include "hvp_kernels.hpp"
+#include "row_sum_plan.hpp"
 
 namespace hspec {
 namespace {
@@ -73,6 +74,7 @@ class CudaCurvatureOperator final : public CudaCurvature<T> {
     std::vector<DeviceBuffer<T>> ra, rx;         // tangent buffers: out_l x chunk k, in_l x chunk k
     DeviceBuffer<T> rg, rd;                      // widest x chunk k; primal scratch too
     DeviceBuffer<double> grad;                   // the gradient, accumulated in double
+    DeviceBuffer<double> row_sums;               // bias row sums' slice sums (pass 1)
     DeviceBuffer<double> sample_loss;            // chunk
     DeviceBuffer<unsigned long long> bad;        // first non-finite entry of a product
     std::vector<std::unique_ptr<Chunk>> chunks;  // all chunks when cached, else one scratch
@@ -185,6 +187,13 @@ void CudaCurvatureOperator<T>::setup(const Dataset& data, const CudaOperatorOpti
   r.rg = DeviceBuffer<T>(widest * cols);
   r.rd = DeviceBuffer<T>(widest * cols);
   r.sample_loss = DeviceBuffer<double>(chunk_);
+  // The bias row sums split a chunk's samples across blocks; their slice sums need room
+  // for the widest layer and any block width up to max_block.
+  int64_t row_sum_doubles = 0;
+  for (const Layer& ly : model.layers)
+    for (int64_t k = 1; k <= opt_.max_block; ++k)
+      row_sum_doubles = std::max(row_sum_doubles, cuda::row_sum_scratch(ly.out, chunk_, k));
+  r.row_sums = DeviceBuffer<double>(row_sum_doubles);
   r.bad = DeviceBuffer<unsigned long long>(1);
   r.grad = DeviceBuffer<double>(num_params_);
   CUDA_CHECK_THROW(cudaMemsetAsync(r.grad.get(), 0, sizeof(double) * num_params_, stream()));
@@ -284,7 +293,8 @@ void CudaCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool a
     double* gr = r.grad.get() + offset_[l];
     cuda::accumulate_double<T>(gr, gw, ly.in * ly.out, stream());
     if (ly.has_bias)
-      cuda::bias_row_sums<T, double>(c.g[l].get(), ly.out, n, 1, gr + ly.in * ly.out, 0, stream());
+      cuda::bias_row_sums<T, double>(c.g[l].get(), ly.out, n, 1, gr + ly.in * ly.out, 0,
+                                     r.row_sums.get(), r.row_sums.size(), stream());
   }
   res_->stream.sync();
   double loss_sum = 0;
@@ -369,7 +379,8 @@ void CudaCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Blo
       cuda::gemm_batched<T>(blas(), 'N', 'T', ly.in, ly.out, n, T(1), r.rx[l].get(), ly.in,
                             ly.in * n, c.g[l].get(), ly.out, 0, T(1), yw, ly.in, Y.ld, k);
     if (ly.has_bias)
-      cuda::bias_row_sums<T, T>(rg, ly.out, n, k, yw + ly.in * ly.out, Y.ld, stream());
+      cuda::bias_row_sums<T, T>(rg, ly.out, n, k, yw + ly.in * ly.out, Y.ld, r.row_sums.get(),
+                                r.row_sums.size(), stream());
     if (l == 0) break;
     // R(dL/dX_{l-1}) = W_l^T RG (+ V_l^T G for the Hessian).
     cuda::gemm<T>(blas(), 'N', 'N', ly.in, nk, ly.out, T(1), r.wt[l].get(), ly.in, rg, ly.out, T(0),

@@ -113,7 +113,7 @@ class CudaSpace final : public VectorSpace<T> {
     const int device = device_;
     std::shared_ptr<T> storage(static_cast<T*>(p), [device](T* q) {
       cuda::DeviceGuard g(device, std::nothrow);
-      cudaFree(q);
+      cuda::best_effort(cudaFree(q));
     });
     CUDA_CHECK_THROW(cudaMemsetAsync(p, 0, bytes, stream()));
     res_->stream.sync();

@@ -2,6 +2,7 @@
 // device buffers, stream, cuBLAS handle, uploads, launch sizes and strided 2-D copies.
 #pragma once
 #include <cublas_v2.h>
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -17,29 +18,76 @@
 
 namespace hspec::cuda {
 
-// Makes `device` current for the lifetime of the guard and restores the previous one.
+// Best-effort calls (destructors, deleters) must not leave their error behind: the next
+// CUDA_CHECK_LAUNCH would report it as a failure of an unrelated kernel.
+inline void best_effort(cudaError_t e) {
+  if (e != cudaSuccess) cudaGetLastError();
+}
+
+// Whether `device`'s primary context is active. Asked of the driver through the runtime's
+// entry-point query, so nothing links libcuda (a machine without a driver must still load
+// hspec); false whenever the driver cannot say.
+inline bool primary_context_active(int device) {
+  using DeviceGetFn = CUresult (*)(CUdevice*, int);
+  using StateFn = CUresult (*)(CUdevice, unsigned int*, int*);
+  struct Entry {
+    DeviceGetFn get = nullptr;
+    StateFn state = nullptr;
+  };
+  static const Entry entry = [] {
+    Entry e;
+    void* get = nullptr;
+    void* state = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuDeviceGet", &get, 12000, cudaEnableDefault, &found) ==
+            cudaSuccess &&
+        found == cudaDriverEntryPointSuccess)
+      e.get = reinterpret_cast<DeviceGetFn>(get);
+    found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuDevicePrimaryCtxGetState", &state, 12000,
+                                         cudaEnableDefault, &found) == cudaSuccess &&
+        found == cudaDriverEntryPointSuccess)
+      e.state = reinterpret_cast<StateFn>(state);
+    cudaGetLastError();
+    return e;
+  }();
+  if (!entry.get || !entry.state) return false;
+  CUdevice dev = 0;
+  unsigned int flags = 0;
+  int active = 0;
+  if (entry.get(&dev, device) != CUDA_SUCCESS) return false;
+  return entry.state(dev, &flags, &active) == CUDA_SUCCESS && active != 0;
+}
+
+// Makes `device` current for the lifetime of the guard. The previous device is made current
+// again only when its primary context is active: since CUDA 12 cudaSetDevice creates the
+// context of the device it selects, so restoring a device nobody used (device 0, the
+// runtime's default) would occupy a second GPU for a run on `--device cuda:1`.
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) {
     CUDA_CHECK_THROW(cudaGetDevice(&previous_));
-    if (previous_ != device) CUDA_CHECK_THROW(cudaSetDevice(device));
-    changed_ = previous_ != device;
+    if (previous_ != device) {
+      CUDA_CHECK_THROW(cudaSetDevice(device));
+      restore_ = primary_context_active(previous_);
+    }
   }
-  // For destructors and deleters: best effort, never throws.
+  // For destructors and deleters: best effort, never throws, leaves no error behind.
   DeviceGuard(int device, std::nothrow_t) {
-    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device)
-      changed_ = cudaSetDevice(device) == cudaSuccess;
+    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device &&
+        cudaSetDevice(device) == cudaSuccess)
+      restore_ = primary_context_active(previous_);
     cudaGetLastError();
   }
   ~DeviceGuard() {
-    if (changed_) cudaSetDevice(previous_);  // best effort; destructors do not throw
+    if (restore_) best_effort(cudaSetDevice(previous_));
   }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;
 
  private:
   int previous_ = 0;
-  bool changed_ = false;
+  bool restore_ = false;
 };
 
 // Checks that `device` names a usable device; throws DeviceError otherwise.
@@ -102,7 +150,7 @@ class DeviceBuffer {
     count_ = count;
   }
   void release() {
-    if (ptr_) cudaFree(ptr_);
+    if (ptr_) best_effort(cudaFree(ptr_));
     ptr_ = nullptr;
     count_ = 0;
   }
@@ -117,7 +165,7 @@ class Stream {
  public:
   Stream() { CUDA_CHECK_THROW(cudaStreamCreate(&s_)); }
   ~Stream() {
-    if (s_) cudaStreamDestroy(s_);
+    if (s_) best_effort(cudaStreamDestroy(s_));
   }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -126,6 +174,21 @@ class Stream {
 
  private:
   cudaStream_t s_ = nullptr;
+};
+
+// A CUDA event (default flags: it records timing), destroyed on every path out.
+class Event {
+ public:
+  Event() { CUDA_CHECK_THROW(cudaEventCreate(&e_)); }
+  ~Event() {
+    if (e_) best_effort(cudaEventDestroy(e_));
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
 };
 
 // A cuBLAS handle bound to a stream, host pointer mode.

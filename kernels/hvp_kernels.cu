@@ -8,6 +8,7 @@
 #include "hspec/activation_math.hpp"
 #include "hspec/cuda_check.hpp"
 #include "hvp_kernels.hpp"
+#include "row_sum_plan.hpp"
 
 namespace hspec::cuda {
 namespace {
@@ -95,20 +96,23 @@ __global__ void accumulate_double_kernel(double* dst, const T* src, int64_t coun
     dst[i] += static_cast<double>(src[i]);
 }
 
-// Block (32, 32): lane x owns row o = 32 * blockIdx.x + x, lane y sums samples y, y + 32, ...;
-// the 32 partial sums of a row are then added in a fixed order.
-constexpr int kSumRows = 32, kSumLanes = 32;
-
+// Pass 1 of the bias row sums (kernels/row_sum_plan.hpp): block (32, 32) of grid
+// (row blocks, slices, k); lane x owns row o = 32 * blockIdx.x + x, lane y sums samples
+// y, y + 32, ... of slice blockIdx.y, and the 32 lane sums of a row are added in a fixed
+// order. With one slice the sum goes straight into dst, otherwise into the scratch for pass 2.
 template <class T, class Out>
 __global__ void __launch_bounds__(kSumRows* kSumLanes)
-    bias_row_sums_kernel(const T* a, int64_t rows, int64_t n, int64_t k, Out* dst, int64_t ld_dst) {
+    bias_row_sums_kernel(const T* a, int64_t rows, int64_t n, int64_t k, int64_t slice,
+                         int64_t slices, Out* dst, int64_t ld_dst, double* scratch) {
   __shared__ double partial[kSumLanes][kSumRows + 1];
   const int64_t o = blockIdx.x * static_cast<int64_t>(kSumRows) + threadIdx.x;
-  for (int64_t j = blockIdx.y; j < k; j += gridDim.y) {
+  const int64_t first = blockIdx.y * slice;
+  const int64_t end = first + slice < n ? first + slice : n;
+  for (int64_t j = blockIdx.z; j < k; j += gridDim.z) {
     double acc = 0;
     if (o < rows) {
       const T* col = a + j * rows * n + o;
-      for (int64_t i = threadIdx.y; i < n; i += kSumLanes)
+      for (int64_t i = first + threadIdx.y; i < end; i += kSumLanes)
         acc += static_cast<double>(col[i * rows]);
     }
     partial[threadIdx.y][threadIdx.x] = acc;
@@ -116,9 +120,24 @@ __global__ void __launch_bounds__(kSumRows* kSumLanes)
     if (threadIdx.y == 0 && o < rows) {
       double sum = 0;
       for (int t = 0; t < kSumLanes; ++t) sum += partial[t][threadIdx.x];
-      dst[o + j * ld_dst] += static_cast<Out>(sum);
+      if (slices == 1)
+        dst[o + j * ld_dst] += static_cast<Out>(sum);
+      else
+        scratch[(j * slices + blockIdx.y) * rows + o] = sum;
     }
     __syncthreads();
+  }
+}
+
+// Pass 2: one thread per (row, direction) adds its slice sums in slice order.
+template <class Out>
+__global__ void bias_row_sums_finish_kernel(const double* scratch, int64_t rows, int64_t k,
+                                            int64_t slices, Out* dst, int64_t ld_dst) {
+  for (int64_t q = thread_start(); q < rows * k; q += grid_step()) {
+    const int64_t o = q % rows, j = q / rows;
+    double sum = 0;
+    for (int64_t c = 0; c < slices; ++c) sum += scratch[(j * slices + c) * rows + o];
+    dst[o + j * ld_dst] += static_cast<Out>(sum);
   }
 }
 
@@ -230,12 +249,21 @@ void accumulate_double(double* dst, const T* src, int64_t count, cudaStream_t st
 
 template <class T, class Out>
 void bias_row_sums(const T* a, int64_t rows, int64_t n, int64_t k, Out* dst, int64_t ld_dst,
-                   cudaStream_t stream) {
+                   double* scratch, int64_t scratch_size, cudaStream_t stream) {
   if (rows == 0 || k == 0) return;
+  const RowSumSplit split = row_sum_split(rows, n, k);
+  if (split.slices > 1 && scratch_size < rows * split.slices * k)
+    throw Error("bias_row_sums: scratch of " + std::to_string(scratch_size) + " doubles, " +
+                std::to_string(rows * split.slices * k) + " needed");
   const dim3 block(kSumRows, kSumLanes);
-  const dim3 grid(static_cast<unsigned>((rows + kSumRows - 1) / kSumRows),
+  const dim3 grid(static_cast<unsigned>(split.row_blocks), static_cast<unsigned>(split.slices),
                   static_cast<unsigned>(std::min<int64_t>(k, 65535)));
-  bias_row_sums_kernel<T, Out><<<grid, block, 0, stream>>>(a, rows, n, k, dst, ld_dst);
+  bias_row_sums_kernel<T, Out>
+      <<<grid, block, 0, stream>>>(a, rows, n, k, split.slice, split.slices, dst, ld_dst, scratch);
+  CUDA_CHECK_LAUNCH();
+  if (split.slices == 1) return;
+  bias_row_sums_finish_kernel<Out><<<grid_for(rows * k, kThreads), kThreads, 0, stream>>>(
+      scratch, rows, k, split.slices, dst, ld_dst);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -288,8 +316,8 @@ void find_nonfinite(const T* y, int64_t rows, int64_t cols, int64_t ld, unsigned
                                  double, T*, T*, double*, cudaStream_t);                           \
   template void backward_primal<T>(const T*, const T*, int64_t, T*, T*, cudaStream_t);             \
   template void accumulate_double<T>(double*, const T*, int64_t, cudaStream_t);                    \
-  template void bias_row_sums<T, T>(const T*, int64_t, int64_t, int64_t, T*, int64_t,              \
-                                    cudaStream_t);                                                 \
+  template void bias_row_sums<T, T>(const T*, int64_t, int64_t, int64_t, T*, int64_t, double*,     \
+                                    int64_t, cudaStream_t);                                        \
   template void scale_repeated<T>(const T*, const T*, int64_t, int64_t, T*, cudaStream_t);         \
   template void output_curvature<T>(Loss, const T*, const T*, int64_t, int64_t, int64_t, T, T, T*, \
                                     cudaStream_t);                                                 \
@@ -304,6 +332,6 @@ HSPEC_INSTANTIATE(double)
 #undef HSPEC_INSTANTIATE
 
 template void bias_row_sums<float, double>(const float*, int64_t, int64_t, int64_t, double*,
-                                           int64_t, cudaStream_t);
+                                           int64_t, double*, int64_t, cudaStream_t);
 
 }  // namespace hspec::cuda

@@ -44,10 +44,12 @@ template <class T>
 void accumulate_double(double* dst, const T* src, int64_t count, cudaStream_t stream);
 
 // Bias row sums: dst[o + j * ld_dst] += sum_i a[o + (j * n + i) * rows] for o < rows,
-// j < k, summed in double in a fixed order (deterministic).
+// j < k, summed in double in a fixed order (deterministic), the samples split across blocks
+// (kernels/row_sum_plan.hpp). `scratch` holds row_sum_scratch(rows, n, k) doubles (Error
+// when scratch_size is smaller; may be null when that is 0).
 template <class T, class Out>
 void bias_row_sums(const T* a, int64_t rows, int64_t n, int64_t k, Out* dst, int64_t ld_dst,
-                   cudaStream_t stream);
+                   double* scratch, int64_t scratch_size, cudaStream_t stream);
 
 // out[p + j * per] = d[p] * in[p + j * per] for p < per, j < k.
 template <class T>

@@ -12,6 +12,9 @@ bool built_with_cuda() {
 std::string cuda_device_name(int) {
   return "";
 }
+std::string cuda_probe_reason() {
+  return "hspec was built without CUDA";
+}
 
 }  // namespace hspec
 
@@ -42,7 +45,11 @@ template std::unique_ptr<VectorSpace<double>> make_cuda_space<double>(int);
 
 namespace hspec {
 
-double cuda_gemm_tflops(int, bool, int64_t) {
+double cuda_gemm_tflops(int, GemmPrecision, int64_t) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+
+uint64_t cuda_free_memory(int) {
   throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
 }
 

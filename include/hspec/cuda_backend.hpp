@@ -36,9 +36,12 @@ std::unique_ptr<VectorSpace<T>> make_cuda_space(int device);
 
 namespace hspec {
 
-// The card's measured GEMM rate in TFLOP/s: n x n x n cuBLAS sgemm (tf32: on TF32 tensor
-// cores), median of several runs timed with CUDA events, for benchmarks to compare against.
-double cuda_gemm_tflops(int device, bool tf32, int64_t n);
+enum class GemmPrecision { FP32, TF32, FP64 };
+
+// The card's measured GEMM rate in TFLOP/s: n x n x n cuBLAS sgemm (TF32: on TF32 tensor
+// cores; FP64: dgemm), median of several runs timed with CUDA events, for benchmarks to
+// compare against.
+double cuda_gemm_tflops(int device, GemmPrecision precision, int64_t n);
 
 // Exact mode's eigensolver on the device: on entry the n x n symmetric matrix a (host,
 // column-major, leading dimension lda; its lower triangle is read), on exit its orthonormal

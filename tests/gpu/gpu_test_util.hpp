@@ -1,13 +1,30 @@
-// Seeded test models and data shared by the GPU test files.
+// Seeded test models and data shared by the GPU test files, and the device check every GPU
+// test starts with.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "hspec/dataset.hpp"
+#include "hspec/device.hpp"
 #include "hspec/model.hpp"
 #include "hspec/random.hpp"
+
+// Skips the test without a usable CUDA device, saying why; with HSPEC_REQUIRE_GPU set in the
+// environment (scripts/gpu-check.sh) fails it instead, so a machine whose driver is missing
+// or too old cannot pass the GPU suite by skipping all of it.
+#define HSPEC_REQUIRE_DEVICE()                                            \
+  do {                                                                    \
+    if (::hspec::cuda_device_count() == 0) {                              \
+      if (std::getenv("HSPEC_REQUIRE_GPU"))                               \
+        FAIL() << "no CUDA device: " << ::hspec::cuda_probe_reason();     \
+      GTEST_SKIP() << "no CUDA device: " << ::hspec::cuda_probe_reason(); \
+    }                                                                     \
+  } while (0)
 
 namespace hspec::gputest {
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -94,6 +95,8 @@ TEST(DeviceProbe, CountsWithoutThrowing) {
   EXPECT_NO_THROW(count = cuda_device_count());
   EXPECT_GE(count, 0);
   EXPECT_TRUE(built_with_cuda());
+  // scripts/gpu-check.sh: no device is a failure there, with the runtime's reason.
+  if (std::getenv("HSPEC_REQUIRE_GPU")) EXPECT_GT(count, 0) << cuda_probe_reason();
   EXPECT_EQ(cuda_device_name(-1), "");
   EXPECT_EQ(cuda_device_name(count), "");
   std::cout << "CUDA devices: " << count;
@@ -136,12 +139,12 @@ class CudaVsCpu : public ::testing::TestWithParam<Config> {
 };
 
 TEST_P(CudaVsCpu, Float64) {
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   compare<double>(1e-12);
 }
 
 TEST_P(CudaVsCpu, Float32) {
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   compare<float>(1e-5);
 }
 
@@ -159,7 +162,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // One Linear layer (linear / logistic / softmax regression), a single direction.
 TEST(CudaHvp, SingleLayerModelsMatchCpu) {
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   for (Loss loss : {Loss::CE, Loss::MSE, Loss::BCE}) {
     const Model m =
         test_mlp({6, loss == Loss::BCE ? int64_t{1} : int64_t{4}}, Activation::Tanh, 21);
@@ -182,7 +185,7 @@ TEST(CudaHvp, SingleLayerModelsMatchCpu) {
 // TF32 tensor cores against the fp64 product of the same model: the relative error is
 // reported (about 1e-3 is what 10-bit mantissas give) and must stay below 1e-2.
 TEST(CudaHvp, Tf32AccuracyAgainstFloat64) {
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Model m = test_mlp({64, 128, 128, 10}, Activation::Tanh, 31);
   const Dataset ds = test_data(m, Loss::CE, 512, 32);
   CudaOperatorOptions opt;
@@ -212,7 +215,7 @@ TEST(CudaHvp, Tf32AccuracyAgainstFloat64) {
 // Chunked and cached, and recomputed per chunk (a memory budget too small for the cache):
 // the same products, loss and gradient.
 TEST(CudaHvp, ChunkedMatchesUnchunked) {
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Model m = test_mlp({5, 8, 6, 3}, Activation::Gelu, 41);
   const Dataset ds = test_data(m, Loss::CE, 50, 42);
   auto space = make_cuda_space<double>(0);
@@ -239,7 +242,7 @@ TEST(CudaHvp, ChunkedMatchesUnchunked) {
 }
 
 TEST(CudaHvp, RejectsBadInputsAndReportsNaN) {
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Model m = test_mlp({4, 5, 3}, Activation::Tanh, 51);
   Dataset ds = test_data(m, Loss::CE, 10, 52);
   CudaOperatorOptions opt;
@@ -270,7 +273,7 @@ TYPED_TEST_SUITE(CudaSpaceTest, Precisions);
 
 TYPED_TEST(CudaSpaceTest, MatchesCpuSpace) {
   using T = TypeParam;
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const double tol = std::is_same_v<T, double> ? 1e-13 : 1e-5;
   auto gpu = make_cuda_space<T>(0);
   CpuSpace<T> cpu;
@@ -346,7 +349,7 @@ TYPED_TEST(CudaSpaceTest, MatchesCpuSpace) {
 
 TYPED_TEST(CudaSpaceTest, RandomFillIsSeededAndDistributed) {
   using T = TypeParam;
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   auto gpu = make_cuda_space<T>(0);
   const int64_t n = 10001, k = 3;  // an odd count exercises the Box-Muller pairing
   Matrix<T> m1 = gpu->allocate(n, k), m2 = gpu->allocate(n + 4, k);
@@ -377,7 +380,7 @@ TYPED_TEST(CudaSpaceTest, RandomFillIsSeededAndDistributed) {
 // Block Lanczos written once against the seams: on the CUDA operator and space it finds the
 // eigenvalues the CPU finds (different random starts, same converged values).
 TEST(CudaLanczos, SameEigenvaluesAsCpu) {
-  if (hspec::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Model m = test_mlp({4, 6, 3}, Activation::Tanh, 81);
   const Dataset ds = test_data(m, Loss::CE, 40, 82);
   CudaOperatorOptions opt;

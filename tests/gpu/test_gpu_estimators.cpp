@@ -46,7 +46,7 @@ Problem small_problem() {
 }
 
 TEST(CudaExact, CusolverMatchesLapack) {
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Problem p = small_problem();
   auto op = make_cuda_operator<double>(p.model, p.data, p.opt);
   auto space = make_cuda_space<double>(0);
@@ -68,7 +68,7 @@ TEST(CudaExact, CusolverMatchesLapack) {
 }
 
 TEST(CudaExact, EigensolverRejectsAMissingDevice) {
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   std::vector<double> a = {2, 1, 1, 2}, w(2);
   EXPECT_THROW(cuda_symmetric_eigensolve(cuda_device_count(), 2, a.data(), 2, w.data()),
                DeviceError);
@@ -79,7 +79,7 @@ TEST(CudaExact, EigensolverRejectsAMissingDevice) {
 }
 
 TEST(CudaTrace, EveryMethodMatchesTheExactTrace) {
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Problem p = small_problem();
   for (TraceMethod m :
        {TraceMethod::KrylovHutchPP, TraceMethod::HutchPP, TraceMethod::Hutchinson}) {
@@ -99,7 +99,7 @@ TEST(CudaTrace, EveryMethodMatchesTheExactTrace) {
 }
 
 TEST(CudaTrace, Float32KrylovWithinItsErrorPlusRounding) {
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Problem p = small_problem();
   auto op = make_cuda_operator<float>(p.model, p.data, p.opt);
   auto space = make_cuda_space<float>(0);
@@ -113,7 +113,7 @@ TEST(CudaTrace, Float32KrylovWithinItsErrorPlusRounding) {
 }
 
 TEST(CudaDensity, QuadratureIsAProbabilityMeasureInsideTheSpectrum) {
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  HSPEC_REQUIRE_DEVICE();
   const Problem p = small_problem();
   auto op = make_cuda_operator<double>(p.model, p.data, p.opt);
   auto space = make_cuda_space<double>(0);
