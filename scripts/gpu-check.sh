@@ -8,7 +8,8 @@
 # Everything goes to ${OUT:-gpu-check-out}/ as well (summary.txt, one log per step).
 #
 # Usage: scripts/gpu-check.sh [STEP...]   (default: all, in this order)
-#   steps: build gpu-tests e2e bench analyze sanitize ctest
+#   steps: build gpu-tests e2e bench analyze sanitize ctest (build includes the device probe;
+#   without a usable device the script stops there and fails)
 # Environment: CUDA_ARCH (90), GPU_CHECK_BUDGET_S (seconds before no step starts; 540),
 #   BUILD_DIR (build-gpu; kept between calls, so a rerun only rebuilds what changed).
 # Exit status: 0 when every step that ran passed and none was left out by the budget.
@@ -75,12 +76,16 @@ do_build() {
       hspec_make_example hspec_report_diff
 }
 
-# The probe first (the runtime's reason when it finds nothing), then every GPU test.
-do_gpu_tests() {
+# The runtime's probe (with its reason when it finds nothing): without a device nothing
+# after it can mean anything, so the script stops there.
+do_probe() {
   "$B/tests/gpu/hspec_gpu_tests" --gtest_filter='DeviceProbe.*' || {
     echo "the CUDA runtime finds no usable device (see the reason above)"
     return 1
   }
+}
+
+do_gpu_tests() {
   "$B/tests/gpu/hspec_gpu_tests" --gtest_brief=1
 }
 
@@ -89,14 +94,17 @@ do_e2e() {
   local d="$OUT/e2e" rc=0
   mkdir -p "$d"
   "$B/hspec_make_example" "$d" || return 1
-  for curv in hessian ggn; do
+  # Block 1 and block 4 (the batched products), fp64 to 1e-12: both backends converge far
+  # below the 1e-10 asked of their agreement.
+  for block in 1 4; do
     for dev in cpu cuda; do
       "$B/hspec" analyze --model "$d/model.safetensors" --data "$d/data.safetensors" \
-        --precision fp64 --curvature "$curv" --top 5 --bottom 1 --tol 1e-12 --device "$dev" \
-        --json "$d/$curv-$dev.json" || rc=1
+        --precision fp64 --block "$block" --top 5 --bottom 1 --tol 1e-12 --device "$dev" \
+        --json "$d/block$block-$dev.json" || rc=1
     done
-    echo "$curv fp64, cpu vs cuda:"
-    "$B/bench/hspec_report_diff" "$d/$curv-cpu.json" "$d/$curv-cuda.json" 1e-10 || rc=1
+    echo "fp64 block $block, cpu vs cuda:"
+    "$B/bench/hspec_report_diff" "$d/block$block-cpu.json" "$d/block$block-cuda.json" 1e-10 ||
+      rc=1
   done
   return $rc
 }
@@ -161,13 +169,19 @@ do_ctest() {
   ctest --test-dir "$B" --output-on-failure -j"$(nproc)" --timeout 150
 }
 
-export -f do_build do_gpu_tests do_e2e do_bench do_analyze do_sanitize do_ctest
+export -f do_build do_probe do_gpu_tests do_e2e do_bench do_analyze do_sanitize do_ctest
 export CUDA_ARCH=$arch
 
 built=1
 for s in "${steps[@]}"; do
   case $s in
-    build) run_step build 330 bash -c do_build || built=0 ;;
+    build)
+      run_step build 330 bash -c do_build || built=0
+      if ((built)) && ! run_step probe 30 bash -c do_probe; then
+        note "[FAIL] no usable CUDA device: nothing else runs"
+        built=0
+      fi
+      ;;
     gpu-tests) ((built)) && run_step gpu-tests 120 bash -c do_gpu_tests ;;
     e2e) ((built)) && run_step e2e 60 bash -c do_e2e ;;
     bench) ((built)) && run_step bench 200 bash -c do_bench ;;
@@ -177,7 +191,7 @@ for s in "${steps[@]}"; do
     *) note "[FAIL] unknown step '$s'"; status=1 ;;
   esac
 done
-((built)) || note "[NOT RUN] every step after the failed build"
+((built)) || note "[NOT RUN] every step after the failed build or probe"
 
 # --- summary: every figure, and the targets ------------------------------------------------
 {
@@ -190,20 +204,34 @@ done
     # One line per product timing, then the targets (awk: no jq or python there).
     awk -F'[:,{}"]+' '
       function val(key,   i) { for (i = 1; i < NF; ++i) if ($i == key) return $(i + 1); return "" }
-      val("gemm") == "true" { printf "gemm (cuBLAS, n 8192): fp32 %s, tf32 %s, fp64 %s TFLOP/s\n", val("fp32_tflops"), val("tf32_tflops"), val("fp64_tflops"); next }
+      function verdict(ok) { return ok ? "MET" : "MISSED" }
+      val("gemm") == "true" {
+        printf "gemm (cuBLAS, n 8192): fp32 %s, tf32 %s, fp64 %s TFLOP/s\n", val("fp32_tflops"), val("tf32_tflops"), val("fp64_tflops")
+        next
+      }
       val("workload") != "" {
-        w = val("workload"); p = val("precision"); b = val("block"); ms = val("ms_per_hvp")
-        printf "bench %-9s %-4s block %2s: %9s ms/HVP, %6s TFLOP/s nominal, %5.1f%% of %s GEMM\n", w, p, b, ms, val("tflops_nominal"), 100 * val("fraction_of_gemm"), p
-        if (!((w, p) in best) || ms + 0 < best[w, p]) { best[w, p] = ms + 0; frac[w, p] = val("fraction_of_gemm") + 0 }
+        w = val("workload"); p = val("precision"); b = val("block"); ms = val("ms_per_hvp") + 0
+        printf "bench %-9s %-4s block %2s: %9.4f ms/HVP, %6s TFLOP/s nominal, %5.1f%% of %s GEMM\n", w, p, b, ms, val("tflops_nominal"), 100 * val("fraction_of_gemm"), p
+        key = w "/" p
+        if (!(key in best) || ms < best[key]) { best[key] = ms; frac[key] = val("fraction_of_gemm") + 0 }
       }
       END {
-        if (("mlp_wide", "fp32") in best) printf "target fp32 mlp_wide >= 85%% of fp32 GEMM: best %.1f%% %s\n", 100 * frac["mlp_wide", "fp32"], frac["mlp_wide", "fp32"] >= 0.85 ? "MET" : "MISSED"
-        if (("mlp_small", "fp32") in best) printf "target mlp_small <= 1.0 ms/HVP (fp32): best %.4f ms %s\n", best["mlp_small", "fp32"], best["mlp_small", "fp32"] <= 1.0 ? "MET" : "MISSED"
-        for (k in best) { split(k, wp, SUBSEP); if (wp[2] == "tf32" && ((wp[1], "fp32") in best)) printf "target tf32 >= 4x fp32 product rate on %s: %.2fx %s\n", wp[1], best[wp[1], "fp32"] / best[k], best[wp[1], "fp32"] / best[k] >= 4 ? "MET" : "MISSED" }
+        if ("mlp_wide/fp32" in best)
+          printf "target fp32 mlp_wide >= 85%% of fp32 GEMM: best %.1f%% %s\n", 100 * frac["mlp_wide/fp32"], verdict(frac["mlp_wide/fp32"] >= 0.85)
+        if ("mlp_small/fp32" in best)
+          printf "target mlp_small <= 1.0 ms/HVP (fp32): best %.4f ms %s\n", best["mlp_small/fp32"], verdict(best["mlp_small/fp32"] <= 1.0)
+        split("mlp_small mlp_wide", names, " ")
+        for (i = 1; i <= 2; ++i) {
+          f = names[i] "/fp32"; t = names[i] "/tf32"
+          if ((f in best) && (t in best))
+            printf "target tf32 >= 4x fp32 product rate on %s: %.2fx %s\n", names[i], best[f] / best[t], verdict(best[f] / best[t] >= 4)
+        }
       }' "$OUT/bench_gpu.jsonl"
   fi
   if [ -f "$OUT/analyze.log" ]; then
-    awk '$1 == "WALL" && $2 == "mlp_wide" && $3 == "fp32" { printf "target analyze mlp_wide fp32 <= 2.2 s wall: %s s %s\n", $4, ($4 <= 2.2 ? "MET" : "MISSED") }' "$OUT/analyze.log"
+    awk '$1 == "WALL" && $2 == "mlp_wide" && $3 == "fp32" {
+      printf "target analyze mlp_wide fp32 <= 2.2 s wall: %s s %s\n", $4, (($4 + 0 <= 2.2) ? "MET" : "MISSED")
+    }' "$OUT/analyze.log"
   fi
   for t in memcheck racecheck initcheck; do
     [ -f "$OUT/sanitize-$t.log" ] && echo "compute-sanitizer $t: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitize-$t.log" | tail -1)"

@@ -41,7 +41,9 @@ TEST(RowSumPlan, SlicesCoverEverySampleOnceAndScratchCoversSmallerChunks) {
         const int64_t scratch = row_sum_scratch(rows, n, k);
         for (int64_t m = 0; m <= n; m += std::max<int64_t>(1, n / 97)) {
           const RowSumSplit t = row_sum_split(rows, m, k);
-          if (t.slices > 1) EXPECT_GE(scratch, rows * t.slices * k) << "chunk of " << m;
+          if (t.slices > 1) {
+            EXPECT_GE(scratch, rows * t.slices * k) << "chunk of " << m;
+          }
         }
       }
     }

@@ -96,7 +96,9 @@ TEST(DeviceProbe, CountsWithoutThrowing) {
   EXPECT_GE(count, 0);
   EXPECT_TRUE(built_with_cuda());
   // scripts/gpu-check.sh: no device is a failure there, with the runtime's reason.
-  if (std::getenv("HSPEC_REQUIRE_GPU")) EXPECT_GT(count, 0) << cuda_probe_reason();
+  if (std::getenv("HSPEC_REQUIRE_GPU")) {
+    EXPECT_GT(count, 0) << cuda_probe_reason();
+  }
   EXPECT_EQ(cuda_device_name(-1), "");
   EXPECT_EQ(cuda_device_name(count), "");
   std::cout << "CUDA devices: " << count;

@@ -28,9 +28,10 @@ namespace {
 template <class T>
 cuda::DeviceBuffer<T> to_device(const std::vector<T>& v) {
   cuda::DeviceBuffer<T> d(static_cast<int64_t>(v.size()));
-  if (!v.empty())
+  if (!v.empty()) {
     EXPECT_EQ(cudaMemcpy(d.get(), v.data(), sizeof(T) * v.size(), cudaMemcpyHostToDevice),
               cudaSuccess);
+  }
   return d;
 }
 
@@ -68,9 +69,11 @@ void check_row_sums(int64_t rows, int64_t n, int64_t k) {
   }
   if (cuda::row_sum_split(rows, n, k).slices > 1) {
     cuda::DeviceBuffer<Out> dd = to_device(init);
-    EXPECT_THROW(cuda::bias_row_sums<T, Out>(da.get(), rows, n, k, dd.get(), ld, ds.get(),
-                                             scratch / 2, stream.get()),
-                 Error);
+    auto too_small = [&] {
+      cuda::bias_row_sums<T, Out>(da.get(), rows, n, k, dd.get(), ld, ds.get(), scratch / 2,
+                                  stream.get());
+    };
+    EXPECT_THROW(too_small(), Error);
   }
 }
 
