@@ -68,7 +68,8 @@ uint64_t default_max_memory() {
 // Checks, before anything big is allocated, that a Lanczos run fits the memory budget and
 // returns what is left for the operator's cache and tangent buffers (its chunking shrinks
 // to fit). With --device cuda the basis and the operator live on the card, so the budget is
-// the card's free memory (and --max-memory when smaller), not the host's RAM.
+// the card's free memory (and --max-memory when smaller), not the host's RAM. The trace and
+// density storage comes after the basis is freed, in its place: the larger of the two counts.
 template <class T>
 uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Model& model,
                     const Dataset& ds, int64_t max_block, const DeviceChoice& dev) {
@@ -78,7 +79,8 @@ uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const M
   limits.on_device = dev.cuda;
   limits.device = dev.index;
   if (dev.cuda) limits.device_free = cuda_free_memory(dev.index);
-  const RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, dev.cuda);
+  RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, dev.cuda);
+  need.after = estimator_bytes(opt, model.num_params(), sizeof(T));
   // At least one byte: 0 would tell the CUDA operator to size itself from the free memory.
   return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }

@@ -56,6 +56,14 @@ void check_estimator_memory(const AnalyzeOptions& opt, int64_t n, size_t elem) {
                  "lower --probes or --steps, or raise --max-memory");
 }
 
+double estimator_bytes(const AnalyzeOptions& opt, int64_t n, size_t elem) {
+  if (opt.exact) return 0;
+  double bytes = 0;
+  if (opt.trace) bytes = trace_bytes(n, opt.trace_hvps, kTraceRound, elem);
+  if (opt.density) bytes = std::max(bytes, density_bytes(n, opt.probes, opt.steps, elem));
+  return bytes;
+}
+
 int64_t estimator_block(const AnalyzeOptions& opt) {
   int64_t b = 0;
   if (opt.trace && !opt.exact) b = std::max(b, kTraceRound);

@@ -90,10 +90,14 @@ uint64_t plan_operator_memory(const RunMemoryNeed& need, const MemoryLimits& lim
   const double total = need.total();
   if (total > static_cast<double>(budget)) {
     const char* prec = need.elem == 4 ? "fp32" : "fp64";
+    const std::string what = need.after > need.basis
+                                 ? "--trace / --density storage for " +
+                                       std::to_string(need.params) + " " + prec + " parameters"
+                                 : "Lanczos basis of " + std::to_string(need.basis_columns) +
+                                       " x " + std::to_string(need.params) + " " + prec;
     throw UsageError("this run needs about " + format_bytes(total) +
-                     (limits.on_device ? " of device memory" : "") + " (Lanczos basis of " +
-                     std::to_string(need.basis_columns) + " x " + std::to_string(need.params) +
-                     " " + prec + " plus the data), above " + budget_text +
+                     (limits.on_device ? " of device memory" : "") + " (" + what +
+                     " plus the data), above " + budget_text +
                      "; lower --max-basis, --block or --samples" +
                      (limits.on_device ? ", or use --device cpu" : ", or raise --max-memory"));
   }

@@ -91,6 +91,23 @@ TEST(MemoryPlan, HostShareIsCappedOnlyWithoutMaxMemory) {
   EXPECT_EQ(err.find("device"), std::string::npos) << err;
 }
 
+TEST(MemoryPlan, TraceAndDensityStorageTakesTheBasisPlaceWhenLarger) {
+  MemoryLimits lim;
+  lim.host_default = 64 * GiB;
+  lim.on_device = true;
+  lim.device_free = 16 * GiB;
+  RunMemoryNeed need = need_of(1.0 * GiB, 1.0 * GiB);
+  need.after = 4.0 * GiB;  // allocated once the basis is freed: 1 + max(1, 4) GiB in all
+  EXPECT_EQ(plan_operator_memory(need, lim), 16 * GiB - 512 * MiB - 5 * GiB);
+  need.after = 20.0 * GiB;
+  const std::string err = usage_error(need, lim);
+  EXPECT_NE(err.find("needs about 21.00 GiB of device memory (--trace / --density storage"),
+            std::string::npos)
+      << err;
+  need.after = 0.5 * GiB;  // smaller than the basis: the basis counts
+  EXPECT_EQ(plan_operator_memory(need, lim), 16 * GiB - 512 * MiB - 2 * GiB);
+}
+
 TEST(MemoryPlan, NeedCountsTheBasisInTheComputePrecision) {
   // 6-5-3 (53 parameters), top 5 bottom 1 block 1: the basis has min(53, 40) = 40 columns.
   const Model m = random_mlp({6, 5, 3}, Activation::Tanh, 1);

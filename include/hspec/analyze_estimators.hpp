@@ -19,6 +19,10 @@ void check_estimator_options(const AnalyzeOptions& opt);
 // parameters exceeds --max-memory (default: half of RAM); called before any work.
 void check_estimator_memory(const AnalyzeOptions& opt, int64_t n, size_t elem);
 
+// Bytes the --trace or --density storage for n parameters holds, the larger of the two (they
+// run one after the other, after the solver's basis is freed); 0 when neither runs.
+double estimator_bytes(const AnalyzeOptions& opt, int64_t n, size_t elem);
+
 // The widest block the estimators ask of the operator (0 when none runs): trace rounds of
 // 10 probes, density blocks of --probes.
 int64_t estimator_block(const AnalyzeOptions& opt);

@@ -20,10 +20,11 @@ struct RunMemoryNeed {
                      // matrices; on a device also the vector space's scratch block
   double fixed = 0;  // the operator's copies of data and weights, labels, the gradient, and
                      // one sample's worth of its buffers
+  double after = 0;  // the --trace / --density storage, allocated once the basis is freed
   int64_t basis_columns = 0;
   int64_t params = 0;
   size_t elem = 4;  // bytes per number of the compute precision
-  double total() const { return basis + fixed; }
+  double total() const { return fixed + (after > basis ? after : basis); }
 };
 
 template <class T>
