@@ -5,7 +5,8 @@
 # times, compute-sanitizer (memcheck, racecheck, initcheck) on the GPU tests, and the whole
 # ctest suite. Each step runs under `timeout`, and no step starts once the time budget is
 # spent, so one hang cannot eat the device time; a summary with every figure ends the output.
-# Everything goes to ${OUT:-gpu-check-out}/ as well (summary.txt, one log per step).
+# Everything goes to ${OUT:-gpu-check-out}/ as well: gpu-check.txt (what it printed),
+# summary.txt, one log per step, bench_gpu.jsonl and the JSON reports.
 #
 # Usage: scripts/gpu-check.sh [STEP...]   (default: all, in this order)
 #   steps: build gpu-tests e2e bench analyze sanitize ctest (build includes the device probe;
@@ -26,6 +27,7 @@ steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build gpu-tests e2e bench analyze sanitize ctest)
 export HSPEC_REQUIRE_GPU=1  # GPU tests fail instead of skipping when no device is usable
 : >"$OUT/summary.txt"
+exec > >(tee "$OUT/gpu-check.txt") 2>&1  # all of this script's output, as printed
 status=0
 
 note() { echo "$*" | tee -a "$OUT/summary.txt"; }
