@@ -1,15 +1,24 @@
 // The BLAS runtime: the decisions about OpenBLAS's core (fed CPU descriptions and core
 // names, including the Intel Xeon where Debian's OpenBLAS 0.3.21 falls back to Prescott),
 // CPU detection against /proc/cpuinfo, and the library's self-description against the file
-// that holds sgemm_.
+// that holds sgemm_; and what the CLI shows of them (--version, --threads, the report's
+// cpu_kernels, the slow-kernel warning).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 
+#include "cli_test_util.hpp"
 #include "hspec/cpu/blas_runtime.hpp"
+#include "hspec/dataset.hpp"
+#include "hspec/model.hpp"
+#include "hspec/safetensors.hpp"
+#include "hspec/workloads.hpp"
 
 namespace {
 
@@ -124,6 +133,69 @@ TEST(BlasRuntime, SetThreadsIsReported) {
   EXPECT_EQ(hspec::cpu::kernel_info().threads, 1);
   hspec::cpu::set_threads(before);
   EXPECT_EQ(hspec::cpu::kernel_info().threads, before);
+}
+
+// A 6-5-3 tanh MLP and 40 samples, as files for the CLI.
+struct CliFiles {
+  std::string model = hspec::testutil::scratch("blasrt_", "model.safetensors");
+  std::string data = hspec::testutil::scratch("blasrt_", "data.safetensors");
+  std::string err = hspec::testutil::scratch("blasrt_", "stderr.txt");
+  CliFiles() {
+    using namespace hspec;
+    const Dataset ds = teacher_dataset(random_mlp({6, 5, 3}, Activation::Tanh, 4), 40, 5);
+    save_model(model, random_mlp({6, 5, 3}, Activation::Tanh, 6), Loss::CE);
+    write_safetensors(data, {make_tensor("inputs", {ds.n, ds.d}, ds.inputs),
+                             make_tensor("labels", {ds.n}, ds.labels)});
+  }
+  std::string analyze() const { return "analyze --model " + model + " --data " + data; }
+};
+
+TEST(BlasRuntimeCli, VersionNamesTheKernels) {
+  const CliFiles f;
+  const auto r = hspec::testutil::run_cli("--version", f.err);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("CPU kernels: " + hspec::cpu::kernel_info().library), std::string::npos)
+      << r.out;
+}
+
+TEST(BlasRuntimeCli, ReportNamesTheKernelsAndTheThreads) {
+  const CliFiles f;
+  const auto r = hspec::testutil::run_cli(f.analyze() + " --threads 1 --json -", f.err);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("cpu_kernels")) << r.out;
+  const auto& k = j["cpu_kernels"];
+  EXPECT_EQ(k["library"].get<std::string>(), hspec::cpu::kernel_info().library);
+  EXPECT_EQ(k["kernel"].get<std::string>(), hspec::cpu::kernel_info().kernel);
+  EXPECT_EQ(k["threads"].get<int>(), 1);
+  EXPECT_EQ(hspec::testutil::run_cli(f.analyze() + " --threads 0", f.err).code, 2);
+}
+
+TEST(BlasRuntimeCli, GenericOpenBlasCoreOnAnAvx2CpuIsWarnedAbout) {
+  const hspec::cpu::CpuFeatures cpu = hspec::cpu::detect_cpu();
+  if (hspec::cpu::kernel_info().library != "OpenBLAS" || !cpu.avx2)
+    GTEST_SKIP() << "needs OpenBLAS on an AVX2 CPU";
+  const CliFiles f;
+  // Not forced: the kernels this machine picks.
+  const auto r = hspec::testutil::run_cli(f.analyze() + " --json -", f.err);
+  // Forced by the user: hspec keeps it (no re-execution) but says it is slow, once.
+  const std::string cmd = "env OPENBLAS_CORETYPE=Prescott " + std::string(HSPEC_CLI_PATH) + " " +
+                          f.analyze() + " --json - 2>" + f.err;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t got; (got = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, got);
+  ASSERT_EQ(pclose(p), 0);
+  const std::string err = hspec::testutil::slurp(f.err);
+  EXPECT_NE(err.find("warning: OpenBLAS runs its generic 'Prescott' kernels"), std::string::npos)
+      << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["cpu_kernels"]["kernel"].get<std::string>(), "Prescott");
+  EXPECT_TRUE(j["cpu_kernels"]["slow_fallback"].get<bool>());
+  ASSERT_EQ(r.code, 0);
+  EXPECT_FALSE(nlohmann::json::parse(r.out)["cpu_kernels"]["slow_fallback"].get<bool>());
 }
 
 }  // namespace
