@@ -4,6 +4,7 @@
 // that holds sgemm_; and what the CLI shows of them (--version, --threads, the report's
 // cpu_kernels, the slow-kernel warning).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -135,6 +136,22 @@ TEST(BlasRuntime, SetThreadsIsReported) {
   EXPECT_EQ(hspec::cpu::kernel_info().threads, before);
 }
 
+// Runs the CLI with an environment prefix (env VAR=... ...), stdout captured.
+hspec::testutil::CliResult run_cli_env(const std::string& env, const std::string& args,
+                                       const std::string& err_path) {
+  const std::string cmd = "env " + env + " " + std::string(HSPEC_CLI_PATH) + " " + args + " 2>" +
+                          err_path + " </dev/null";
+  hspec::testutil::CliResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  for (size_t got; (got = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, got);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = hspec::testutil::slurp(err_path);
+  return r;
+}
+
 // A 6-5-3 tanh MLP and 40 samples, as files for the CLI.
 struct CliFiles {
   std::string model = hspec::testutil::scratch("blasrt_", "model.safetensors");
@@ -179,23 +196,44 @@ TEST(BlasRuntimeCli, GenericOpenBlasCoreOnAnAvx2CpuIsWarnedAbout) {
   // Not forced: the kernels this machine picks.
   const auto r = hspec::testutil::run_cli(f.analyze() + " --json -", f.err);
   // Forced by the user: hspec keeps it (no re-execution) but says it is slow, once.
-  const std::string cmd = "env OPENBLAS_CORETYPE=Prescott " + std::string(HSPEC_CLI_PATH) + " " +
-                          f.analyze() + " --json - 2>" + f.err;
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  for (size_t got; (got = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, got);
-  ASSERT_EQ(pclose(p), 0);
-  const std::string err = hspec::testutil::slurp(f.err);
+  const auto forced = run_cli_env("OPENBLAS_CORETYPE=Prescott", f.analyze() + " --json -", f.err);
+  ASSERT_EQ(forced.code, 0) << forced.err;
+  const std::string& err = forced.err;
   EXPECT_NE(err.find("warning: OpenBLAS runs its generic 'Prescott' kernels"), std::string::npos)
       << err;
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
-  const auto j = nlohmann::json::parse(out);
+  const auto j = nlohmann::json::parse(forced.out);
   EXPECT_EQ(j["cpu_kernels"]["kernel"].get<std::string>(), "Prescott");
   EXPECT_TRUE(j["cpu_kernels"]["slow_fallback"].get<bool>());
   ASSERT_EQ(r.code, 0);
   EXPECT_FALSE(nlohmann::json::parse(r.out)["cpu_kernels"]["slow_fallback"].get<bool>());
+}
+
+// End to end on this machine: a shim makes OpenBLAS report Prescott while OPENBLAS_CORETYPE
+// is unset; hspec must set the variable from the CPU's ISA and re-execute itself once.
+TEST(BlasRuntimeCli, GenericCoreIsCorrectedByReexecution) {
+#if defined(HSPEC_NO_PRELOAD_TESTS)
+  GTEST_SKIP() << "sanitizer build: no LD_PRELOAD";
+#else
+  const hspec::cpu::CpuFeatures cpu = hspec::cpu::detect_cpu();
+  if (hspec::cpu::kernel_info().library != "OpenBLAS" || !cpu.avx2)
+    GTEST_SKIP() << "needs OpenBLAS on an AVX2 CPU";
+  const CliFiles f;
+  const std::string preload = "-u OPENBLAS_CORETYPE LD_PRELOAD=" HSPEC_FAKE_CORENAME_LIB;
+  // The shim works: with re-execution barred by its marker, the generic core shows.
+  const auto barred =
+      run_cli_env(preload + " HSPEC_OPENBLAS_CORE_CORRECTED=1", f.analyze() + " --json -", f.err);
+  ASSERT_EQ(barred.code, 0) << barred.err;
+  EXPECT_EQ(nlohmann::json::parse(barred.out)["cpu_kernels"]["kernel"], "Prescott");
+  EXPECT_NE(barred.err.find("generic 'Prescott'"), std::string::npos) << barred.err;
+  // Free to correct: the re-executed process runs the ISA's kernels and does not warn.
+  const auto fixed = run_cli_env(preload, f.analyze() + " --json -", f.err);
+  ASSERT_EQ(fixed.code, 0) << fixed.err;
+  const auto k = nlohmann::json::parse(fixed.out)["cpu_kernels"];
+  EXPECT_EQ(k["kernel"].get<std::string>(), hspec::cpu::openblas_coretype_for(cpu));
+  EXPECT_FALSE(k["slow_fallback"].get<bool>());
+  EXPECT_EQ(fixed.err.find("warning"), std::string::npos) << fixed.err;
+#endif
 }
 
 }  // namespace
