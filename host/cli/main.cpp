@@ -64,8 +64,6 @@ int main(int argc, char** argv) {
     return fail(2, std::string(e.what()) + " (see hspec --help)");
   }
 
-  const std::string& slow = hspec::cpu::kernel_info().warning;
-  if (!slow.empty()) std::cerr << slow << "\n";
   try {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();

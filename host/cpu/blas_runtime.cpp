@@ -182,6 +182,14 @@ std::string kernel_summary() {
   return s;
 }
 
+void warn_if_slow_kernels(int64_t params, int64_t samples) {
+  static std::once_flag once;
+  if (static_cast<double>(params) * static_cast<double>(samples) < 67108864.0) return;
+  const std::string& w = kernel_info().warning;
+  if (w.empty()) return;
+  std::call_once(once, [&w] { std::fprintf(stderr, "%s\n", w.c_str()); });
+}
+
 int own_threads() {
 #if defined(_OPENMP)
   return omp_get_max_threads();

@@ -2,6 +2,7 @@
 // library's self-description (found at run time with dlsym, so any BLAS links), the
 // correction of OpenBLAS's core choice on CPUs its tables do not know, and thread control.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace hspec::cpu {
@@ -32,6 +33,11 @@ const KernelInfo& kernel_info();
 
 // One line for --version and the benchmarks: "OpenBLAS 0.3.21, kernel Zen, 2 threads".
 std::string kernel_summary();
+
+// Prints kernel_info().warning to stderr, once per process, when the CPU backend is about to
+// run products big enough for the GEMM kernels to matter (params x samples >= 2^26, e.g.
+// 784-64-10 over 2,048 samples); tiny problems run as fast on any BLAS.
+void warn_if_slow_kernels(int64_t params, int64_t samples);
 
 // Sets the threads of the BLAS and of hspec's own loops (n >= 1).
 void set_threads(int n);
