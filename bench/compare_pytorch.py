@@ -104,7 +104,10 @@ def run_json(cmd, env):
         sys.exit(f"failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr}")
     if out.stderr.strip():
         print(out.stderr.strip(), file=sys.stderr)
-    return [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    try:  # hspec analyze --json -: one (pretty-printed) document
+        return [json.loads(out.stdout)]
+    except json.JSONDecodeError:  # the benchmarks: one JSON object per line
+        return [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
 
 
 def main():
@@ -134,6 +137,27 @@ def main():
               metadata={"hspec.activation": "gelu"})
     print(f"checkpoint {ckpt}: 669,706 parameters, {a.samples} samples, {a.threads} threads, "
           f"torch {torch.__version__}")
+
+    hspec = os.path.join(a.build, "hspec")
+    base = [hspec, "analyze", "--model", ckpt, "--data", images, "--labels", labels,
+            "--samples", str(a.samples), "--threads", str(a.threads), "--json", "-"]
+    t0 = time.perf_counter()
+    h_default = run_json(base + ["--top", "5", "--bottom", "1"], env)[0]
+    h_default_wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    h_loose = run_json(base + ["--top", "5", "--tol", "1e-3"], env)[0]
+    h_loose_wall = time.perf_counter() - t0
+    ref = run_json(base + ["--top", "1", "--bottom", "0", "--precision", "fp64", "--tol", "1e-8"],
+                   env)[0]
+    lam = ref["top"][0]["value"]
+    bench = run_json([os.path.join(a.build, "bench", "hspec_bench"), "--workload", "mlp_small",
+                      "--samples", str(a.samples), "--blocks", "1", "--reps", "5", "--threads",
+                      str(a.threads)], env)[0]
+    print(f"hspec: lambda_max fp64 {lam:.9g}; --top 5 --bottom 1 {h_default['seconds']:.2f} s, "
+          f"--top 5 --tol 1e-3 {h_loose['seconds']:.2f} s; one product "
+          f"{bench['ms_per_hvp']:.1f} ms", flush=True)
+    gemm = run_json([os.path.join(a.build, "bench", "hspec_bench_gemm"), "--threads",
+                     str(a.threads)], env)
 
     # PyTorch double-backward product, PyHessian's way: graph built once, cached.
     params = [p for p in model.parameters()]
@@ -174,24 +198,7 @@ def main():
         t0 = time.perf_counter()
         top, ph_products = power_iteration_top(grads, params, 5, 100, 1e-3, a.seed)
         ph_time = time.perf_counter() - t0
-
-    hspec = os.path.join(a.build, "hspec")
-    base = [hspec, "analyze", "--model", ckpt, "--data", images, "--labels", labels,
-            "--samples", str(a.samples), "--threads", str(a.threads), "--json", "-"]
-    t0 = time.perf_counter()
-    h_default = run_json(base + ["--top", "5", "--bottom", "1"], env)[0]
-    h_default_wall = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    h_loose = run_json(base + ["--top", "5", "--bottom", "0", "--tol", "1e-3"], env)[0]
-    h_loose_wall = time.perf_counter() - t0
-    ref = run_json(base + ["--top", "1", "--bottom", "0", "--precision", "fp64", "--tol", "1e-8"],
-                   env)[0]
-    lam = ref["top"][0]["value"]
-    bench = run_json([os.path.join(a.build, "bench", "hspec_bench"), "--workload", "mlp_small",
-                      "--samples", str(a.samples), "--blocks", "1", "--reps", "5", "--threads",
-                      str(a.threads)], env)[0]
-    gemm = run_json([os.path.join(a.build, "bench", "hspec_bench_gemm"), "--threads",
-                     str(a.threads)], env)
+    print(f"PyHessian top-5: {ph_time:.1f} s, {ph_products} products", flush=True)
 
     hspec_hvp = bench["ms_per_hvp"] / 1e3
     print(f"\nkernels: {h_default.get('cpu_kernels')}")
