@@ -155,7 +155,7 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
     c.dphi[l].resize(a.size());
     if (hessian) d2[l].resize(a.size());
     const int64_t size = static_cast<int64_t>(a.size());
-#pragma omp parallel for schedule(static) if (size >= 1 << 15)
+    HSPEC_PARALLEL_FOR_IF(size >= 1 << 15)
     for (int64_t i = 0; i < size; ++i) {
       const ActValues<T> v = activation_values(act, a[i]);
       xn[i] = v.f;
@@ -315,7 +315,7 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
   std::vector<T>& rg = scratch_rg_;
   rg.resize(ra[L - 1].size());
   const T inv_n = T(1.0 / static_cast<double>(n_));
-#pragma omp parallel for schedule(static) if (nk * out >= 1 << 15)
+  HSPEC_PARALLEL_FOR_IF(nk * out >= 1 << 15)
   for (int64_t col = 0; col < nk; ++col) {
     const int64_t i = col % n;
     const T* r = ra[L - 1].data() + col * out;

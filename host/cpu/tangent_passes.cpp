@@ -37,7 +37,7 @@ template <class T>
 void forward_epilogue(T* ra, T* rx, const T* dphi, const std::vector<const T*>& bias_of,
                       int64_t rows, int64_t n) {
   const int64_t cols = n * static_cast<int64_t>(bias_of.size());
-#pragma omp parallel for schedule(static) if (cols * rows >= kParallelMin)
+  HSPEC_PARALLEL_FOR_IF(cols * rows >= kParallelMin)
   for (int64_t c = 0; c < cols; ++c) {
     const T* bias = bias_of[static_cast<size_t>(c / n)];
     T* a = ra + c * rows;
@@ -56,7 +56,7 @@ void backward_epilogue(T* rg, const T* rd, const T* dphi, const T* s, const T* r
                        const std::vector<T*>& bias_grad_of, int64_t rows, int64_t n) {
   const int64_t k = static_cast<int64_t>(bias_grad_of.size()), nb = blocks_per_direction(n);
   std::vector<T> partial(static_cast<size_t>(k * nb * rows), T(0));
-#pragma omp parallel for schedule(static) if (k * n * rows >= kParallelMin)
+  HSPEC_PARALLEL_FOR_IF(k * n * rows >= kParallelMin)
   for (int64_t blk = 0; blk < k * nb; ++blk) {
     const int64_t j = blk / nb, first = (blk % nb) * kSumBlock;
     const int64_t last = std::min(first + kSumBlock, n);
@@ -85,7 +85,7 @@ template <class T>
 void add_column_sums(const T* m, const std::vector<T*>& bias_grad_of, int64_t rows, int64_t n) {
   const int64_t k = static_cast<int64_t>(bias_grad_of.size()), nb = blocks_per_direction(n);
   std::vector<T> partial(static_cast<size_t>(k * nb * rows), T(0));
-#pragma omp parallel for schedule(static) if (k * n * rows >= kParallelMin)
+  HSPEC_PARALLEL_FOR_IF(k * n * rows >= kParallelMin)
   for (int64_t blk = 0; blk < k * nb; ++blk) {
     const int64_t j = blk / nb, first = (blk % nb) * kSumBlock;
     const int64_t last = std::min(first + kSumBlock, n);

@@ -11,6 +11,15 @@
 #include <cstdint>
 #include <vector>
 
+// A parallel loop when hspec is built with OpenMP and the loop is big enough (cond); a plain
+// loop otherwise, without unknown-pragma warnings.
+#if defined(_OPENMP)
+#define HSPEC_PRAGMA(x) _Pragma(#x)
+#define HSPEC_PARALLEL_FOR_IF(cond) HSPEC_PRAGMA(omp parallel for schedule(static) if (cond))
+#else
+#define HSPEC_PARALLEL_FOR_IF(cond)
+#endif
+
 namespace hspec::cpu {
 
 // Tangent forward epilogue of one layer: RA += c_j (bias_of[j], skipped when null) and,
