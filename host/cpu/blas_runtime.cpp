@@ -62,6 +62,11 @@ KernelInfo inspect() {
     auto arch_name = find_symbol<const char* (*)(int)>("bli_arch_string");
     if (arch_id && arch_name) k.kernel = arch_name(arch_id());
     k.threads = own_threads();
+  } else if (auto mkl_version = find_symbol<void (*)(char*, int)>("mkl_get_version_string")) {
+    k.library = "MKL";
+    char text[256] = {};
+    mkl_version(text, sizeof text - 1);
+    k.version = text;
   } else if (k.file.find("blas/libblas") != std::string::npos ||
              k.file.find("libblas.so") != std::string::npos) {
     // Debian's reference BLAS lives in .../blas/libblas.so.3 and exports nothing else.
