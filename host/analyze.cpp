@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "hspec/analyze_estimators.hpp"
+#include "hspec/cpu/blas_runtime.hpp"
 #include "hspec/cpu_hvp.hpp"
 #include "hspec/cpu_space.hpp"
 #include "hspec/cuda_backend.hpp"
@@ -158,6 +159,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
   } else {
+    cpu::warn_if_slow_kernels(model.num_params(), ds.n);
     CpuCurvatureOperator<T> op(model, ds, co);
     CpuSpace<T> space;
     rep.loss_value = op.loss_value();

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <string>
 
+#include "cpu/tangent_passes.hpp"
 #include "hspec/activation_math.hpp"
 #include "hspec/blas.hpp"
 #include "hspec/error.hpp"
@@ -153,7 +154,9 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
     xn.resize(a.size());
     c.dphi[l].resize(a.size());
     if (hessian) d2[l].resize(a.size());
-    for (size_t i = 0; i < a.size(); ++i) {
+    const int64_t size = static_cast<int64_t>(a.size());
+    HSPEC_PARALLEL_FOR_IF(size >= 1 << 15)
+    for (int64_t i = 0; i < size; ++i) {
       const ActValues<T> v = activation_values(act, a[i]);
       xn[i] = v.f;
       c.dphi[l][i] = v.d1;
@@ -272,6 +275,19 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
   ra.resize(L);
   rx.resize(L);
 
+  // The bias part of direction j in layer l (null without a bias): tangent input c_l, and
+  // where its gradient goes.
+  std::vector<const T*> bias_in(static_cast<size_t>(k));
+  std::vector<T*> bias_out(static_cast<size_t>(k));
+  auto point_at_biases = [&](size_t l) {
+    const Layer& ly = model_.layers[l];
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t at = offset_[l] + ly.in * ly.out;
+      bias_in[j] = ly.has_bias ? X.col(j) + at : nullptr;
+      bias_out[j] = ly.has_bias ? Y.col(j) + at : nullptr;
+    }
+  };
+
   // Tangent forward: RA_l = W_l RX_{l-1} + V_l X_{l-1} + c_l, RX_l = phi'(A_l) * RA_l.
   for (size_t l = 0; l < L; ++l) {
     const Layer& ly = model_.layers[l];
@@ -281,22 +297,17 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
       blas::gemm('T', 'N', ly.out, nk, ly.in, T(1), wt_[l].data(), ly.in, rx[l].data(), ly.in, T(0),
                  ra[l].data(), ly.out);
     const T beta = l > 0 ? T(1) : T(0);  // the first layer's input has no tangent
-    for (int64_t j = 0; j < k; ++j) {
-      const T* v = X.col(j) + offset_[l];
-      T* dst = ra[l].data() + j * ly.out * n;
-      blas::gemm('T', 'N', ly.out, n, ly.in, T(1), v, ly.in, xin, ly.in, beta, dst, ly.out);
-      if (ly.has_bias) {
-        const T* cb = v + ly.in * ly.out;
-        for (int64_t i = 0; i < n; ++i)
-          for (int64_t o = 0; o < ly.out; ++o) dst[i * ly.out + o] += cb[o];
-      }
-    }
+    for (int64_t j = 0; j < k; ++j)
+      blas::gemm('T', 'N', ly.out, n, ly.in, T(1), X.col(j) + offset_[l], ly.in, xin, ly.in, beta,
+                 ra[l].data() + j * ly.out * n, ly.out);
+    point_at_biases(l);
+    T* next = nullptr;
     if (l + 1 < L) {
-      std::vector<T>& next = rx[l + 1];
-      next.resize(ra[l].size());
-      const size_t per = static_cast<size_t>(ly.out * n);
-      for (size_t i = 0; i < next.size(); ++i) next[i] = c.dphi[l][i % per] * ra[l][i];
+      rx[l + 1].resize(ra[l].size());
+      next = rx[l + 1].data();
     }
+    cpu::forward_epilogue(ra[l].data(), next, l + 1 < L ? c.dphi[l].data() : nullptr, bias_in,
+                          ly.out, n);
   }
 
   // Output curvature: RG_L = (d^2 loss / dZ^2) RZ per sample.
@@ -304,6 +315,7 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
   std::vector<T>& rg = scratch_rg_;
   rg.resize(ra[L - 1].size());
   const T inv_n = T(1.0 / static_cast<double>(n_));
+  HSPEC_PARALLEL_FOR_IF(nk * out >= 1 << 15)
   for (int64_t col = 0; col < nk; ++col) {
     const int64_t i = col % n;
     const T* r = ra[L - 1].data() + col * out;
@@ -320,25 +332,23 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
       for (int64_t o = 0; o < out; ++o) dst[o] = scale * r[o];
     }
   }
+  point_at_biases(L - 1);
+  cpu::add_column_sums(rg.data(), bias_out, out, n);
 
-  // Second-order backward.
+  // Second-order backward; each layer's bias gradient (the sum of its RG over the samples)
+  // was added when that RG was made.
   std::vector<T>& rd = scratch_rd_;
   for (size_t l = L; l-- > 0;) {
     const Layer& ly = model_.layers[l];
     const T* xin = c.input(*this, l);
     for (int64_t j = 0; j < k; ++j) {
       T* yw = Y.col(j) + offset_[l];
-      const T* rgj = rg.data() + j * ly.out * n;
       // R(dWt) = X_{l-1} RG^T (+ RX_{l-1} G^T for the Hessian).
-      blas::gemm('N', 'T', ly.in, ly.out, n, T(1), xin, ly.in, rgj, ly.out, T(1), yw, ly.in);
+      blas::gemm('N', 'T', ly.in, ly.out, n, T(1), xin, ly.in, rg.data() + j * ly.out * n, ly.out,
+                 T(1), yw, ly.in);
       if (hessian && l > 0)
         blas::gemm('N', 'T', ly.in, ly.out, n, T(1), rx[l].data() + j * ly.in * n, ly.in,
                    c.g[l].data(), ly.out, T(1), yw, ly.in);
-      if (ly.has_bias) {
-        T* yb = yw + ly.in * ly.out;
-        for (int64_t i = 0; i < n; ++i)
-          for (int64_t o = 0; o < ly.out; ++o) yb[o] += rgj[i * ly.out + o];
-      }
     }
     if (l == 0) break;
     // R(dL/dX_{l-1}) = W_l^T RG (+ V_l^T G for the Hessian).
@@ -350,13 +360,11 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
         blas::gemm('N', 'N', ly.in, n, ly.out, T(1), X.col(j) + offset_[l], ly.in, c.g[l].data(),
                    ly.out, T(1), rd.data() + j * ly.in * n, ly.in);
     // RG_{l-1} = phi'(A) * RD (+ phi''(A) * dL/dX * RA for the Hessian).
-    const size_t per = static_cast<size_t>(ly.in * n);
     rg.resize(rd.size());
-    for (size_t i = 0; i < rd.size(); ++i) {
-      T v = c.dphi[l - 1][i % per] * rd[i];
-      if (hessian) v += c.s[l - 1][i % per] * ra[l - 1][i];
-      rg[i] = v;
-    }
+    point_at_biases(l - 1);
+    cpu::backward_epilogue(rg.data(), rd.data(), c.dphi[l - 1].data(),
+                           hessian ? c.s[l - 1].data() : nullptr, ra[l - 1].data(), bias_out, ly.in,
+                           n);
   }
 }
 

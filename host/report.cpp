@@ -6,6 +6,7 @@
 
 #include "hspec/analyze.hpp"
 #include "hspec/analyze_estimators.hpp"
+#include "hspec/cpu/blas_runtime.hpp"
 
 namespace hspec {
 namespace {
@@ -39,6 +40,14 @@ std::string report_json(const AnalyzeReport& r) {
   j["precision"] = r.precision;
   j["backend"] = r.backend;
   j["device"] = r.device;
+  if (r.backend == "cpu") {
+    const cpu::KernelInfo& k = cpu::kernel_info();
+    j["cpu_kernels"] = {{"library", k.library},
+                        {"version", k.version},
+                        {"kernel", k.kernel},
+                        {"threads", k.threads},
+                        {"slow_fallback", !k.warning.empty()}};
+  }
   j["block"] = r.block;
   j["tol"] = r.tol;
   j["seed"] = r.seed;

@@ -1,6 +1,7 @@
 // The options `hspec analyze` and `hspec compare` share, defined once: everything that
 // says how to analyze a checkpoint (data, solver, trace, density, verdict, memory).
 #include "commands.hpp"
+#include "hspec/cpu/blas_runtime.hpp"
 
 namespace hspec::cli {
 
@@ -27,6 +28,9 @@ void add_analyze_options(CLI::App* a, AnalyzeCli& st) {
   a->add_flag("--exact", o.exact,
               "dense matrix from products + LAPACK: the whole spectrum (small models)");
   a->add_option("--max-memory", st.max_memory, "memory budget, e.g. 8G (default: half of RAM)");
+  a->add_option("--threads", st.threads,
+                "CPU threads for the BLAS and hspec's loops (default: OMP_NUM_THREADS)")
+      ->check(CLI::PositiveNumber);
   a->add_flag("--no-timings", st.no_timings,
               "omit wall times from the JSON, so reruns with the same seed are byte-identical");
   a->add_flag("--trace", o.trace, "estimate the trace (Krylov Hutch++ on Rademacher probes)");
@@ -47,6 +51,7 @@ void add_analyze_options(CLI::App* a, AnalyzeCli& st) {
 void finish_analyze_options(AnalyzeCli& st) {
   if (!st.max_memory.empty()) st.o.max_memory = parse_bytes(st.max_memory);
   st.o.timings = !st.no_timings;
+  if (st.threads > 0) cpu::set_threads(st.threads);
   check_analyze_options(st.o);
 }
 

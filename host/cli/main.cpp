@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "hspec/cpu/blas_runtime.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec::cli {
@@ -42,8 +43,12 @@ int fail(int code, const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: may re-execute this program with OpenBLAS's kernels corrected.
+  hspec::cpu::correct_openblas_core(argv);
   CLI::App app{"hspec: Hessian spectrum of a trained model's loss, from the command line"};
-  app.set_version_flag("--version", std::string("hspec ") + HSPEC_VERSION);
+  app.set_version_flag("--version", [] {
+    return std::string("hspec ") + HSPEC_VERSION + "\nCPU kernels: " + hspec::cpu::kernel_summary();
+  });
   app.require_subcommand(1);
   const std::vector<hspec::cli::Command> commands = hspec::cli::add_commands(app);
 
