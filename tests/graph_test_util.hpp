@@ -187,7 +187,7 @@ inline double rel_err(const std::vector<double>& a, const std::vector<double>& b
 
 // The full check for one graph: backward against finite differences of the loss, the
 // Hessian product against finite differences of the gradient along two directions, the
-// symmetry u.Hv = v.Hu, and k batched directions against single products.
+// symmetry u.Hv = v.Hu, k batched directions against single products, fp32 against fp64.
 inline void check_graph(const Graph& g, const Dataset& ds, Loss loss, double tol = 1e-6) {
   GraphCurvatureOperator<double> op(g, ds, gopt(loss, Curvature::Hessian, 3));
   const int64_t P = op.dim();
@@ -206,6 +206,10 @@ inline void check_graph(const Graph& g, const Dataset& ds, Loss loss, double tol
     EXPECT_LT(rel_err(got, fd_hvp(g, ds, loss, v, 1e-4)), tol) << "Hv vs finite differences, direction " << j;
     EXPECT_LT(rel_err(apply_block(op, v, 1), got), 1e-12) << "batched vs single product";
   }
+  // fp32: the same rules in single precision, close to fp64.
+  GraphCurvatureOperator<float> op32(g, ds, gopt(loss, Curvature::Hessian, 3));
+  EXPECT_LT(rel_err(apply_block(op32, block, 3), hv), 2e-4) << "fp32 vs fp64 products";
+  EXPECT_LT(rel_err(op32.gradient(), op.gradient()), 2e-4) << "fp32 vs fp64 gradient";
   double uhv = 0, vhu = 0, scale = 0;
   for (int64_t i = 0; i < P; ++i) {
     uhv += block[size_t(i)] * hv[size_t(P + i)];

@@ -12,6 +12,17 @@ namespace planning {
 int Planner::add_value(const std::string& name, ValueClass cls, Shape shape,
                        std::vector<double> host) {
   if (ids_.count(name)) throw InputError(g_.source + ": value '" + name + "' is defined twice");
+  // Hostile shapes: negative extents, or element counts that would overflow the buffers.
+  if (shape.size() > size_t(kMaxRank - 2))  // room for the sample and direction axes
+    throw InputError(g_.source + ": value '" + name + "' has more than 6 dimensions");
+  double elems = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw InputError(g_.source + ": value '" + name + "' has a negative extent");
+    elems *= double(d);
+  }
+  if (elems > double(int64_t(1) << 40))
+    throw InputError(g_.source + ": value '" + name + "' is too large (" + std::to_string(elems) +
+                     " elements per sample)");
   PlanValue v;
   v.name = name;
   v.cls = cls;
@@ -222,6 +233,8 @@ void Planner::lower(const GraphNode& n) {
 
 Plan Planner::run() {
   if (g_.input_is_int) throw InputError(g_.source + ": integer (token) inputs are not supported");
+  for (int64_t d : g_.input_shape)
+    if (d < 1) throw InputError(g_.source + ": the input shape has an extent below 1");
   plan_.input = add_value(g_.input, ValueClass::Data, g_.input_shape);
   const std::set<std::string> params(g_.parameters.begin(), g_.parameters.end());
   for (const auto& [name, t] : g_.initializers) {
