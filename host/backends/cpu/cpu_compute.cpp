@@ -80,29 +80,70 @@ void check_ranks(const Shape& a, const Shape& b) {
     throw Error("graph compute: broadcast shapes of different or unsupported rank");
 }
 
-// Calls fn(offset_in_full, offset_a, offset_b) for every element of `full`, innermost axis
-// in a tight loop.
-template <class Fn>
-void for_each_broadcast(const Shape& full, const Shape& sa, const Shape& sb, Fn fn) {
-  const size_t r = full.size();
-  const Shape ta = broadcast_strides(sa, full), tb = broadcast_strides(sb, full);
-  const int64_t total = shape_numel(full);
-  if (total == 0) return;
-  const int64_t inner = full[r - 1], ia = ta[r - 1], ib = tb[r - 1];
+// Calls inner(out, a, b, count, stride_a, stride_b) for runs of `count` consecutive output
+// elements, the operands advancing by their strides (0 = broadcast). Adjacent axes with
+// the same broadcast pattern are merged first, so a per-channel operand over [k, n, C, H, W]
+// gives runs of H W elements instead of W.
+template <class Inner>
+void for_each_broadcast(const Shape& full, const Shape& sa, const Shape& sb, Inner inner) {
+  if (shape_numel(full) == 0) return;
+  const Shape ta0 = broadcast_strides(sa, full), tb0 = broadcast_strides(sb, full);
+  int64_t ext[kMaxRank], ta[kMaxRank], tb[kMaxRank];
+  int r = 0;
+  for (size_t i = 0; i < full.size(); ++i) {
+    if (full[i] == 1) continue;  // extent-1 axes contribute nothing
+    if (r > 0 && ta[r - 1] == ta0[i] * full[i] && tb[r - 1] == tb0[i] * full[i]) {
+      ext[r - 1] *= full[i];  // contiguous with the previous axis in both operands
+      ta[r - 1] = ta0[i];
+      tb[r - 1] = tb0[i];
+      continue;
+    }
+    ext[r] = full[i];
+    ta[r] = ta0[i];
+    tb[r] = tb0[i];
+    ++r;
+  }
+  if (r == 0) {
+    inner(int64_t(0), int64_t(0), int64_t(0), int64_t(1), int64_t(0), int64_t(0));
+    return;
+  }
+  const int64_t run = ext[r - 1], total = shape_numel(full);
   int64_t idx[kMaxRank] = {0};
   int64_t oa = 0, ob = 0;
-  for (int64_t o = 0; o < total; o += inner) {
-    for (int64_t i = 0; i < inner; ++i) fn(o + i, oa + i * ia, ob + i * ib);
-    for (size_t ax = r - 1; ax-- > 0;) {  // odometer over the outer axes
+  for (int64_t o = 0; o < total; o += run) {
+    inner(o, oa, ob, run, ta[r - 1], tb[r - 1]);
+    for (int ax = r - 1; ax-- > 0;) {  // odometer over the outer axes
       ++idx[ax];
       oa += ta[ax];
       ob += tb[ax];
-      if (idx[ax] < full[ax]) break;
-      oa -= ta[ax] * full[ax];
-      ob -= tb[ax] * full[ax];
+      if (idx[ax] < ext[ax]) break;
+      oa -= ta[ax] * ext[ax];
+      ob -= tb[ax] * ext[ax];
       idx[ax] = 0;
     }
   }
+}
+
+template <class T, class Op>
+void binary_loop(const T* a, const Shape& sa, const T* b, const Shape& sb, T* out, const Shape& so,
+                 T alpha, bool accumulate, Op op) {
+  for_each_broadcast(so, sa, sb,
+                     [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sta, int64_t stb) {
+                       T* y = out + o;
+                       const T* pa = a + ia;
+                       const T* pb = b + ib;
+                       if (sta == 1 && stb == 1) {
+                         if (accumulate)
+                           for (int64_t i = 0; i < n; ++i) y[i] += alpha * op(pa[i], pb[i]);
+                         else
+                           for (int64_t i = 0; i < n; ++i) y[i] = alpha * op(pa[i], pb[i]);
+                       } else {
+                         for (int64_t i = 0; i < n; ++i) {
+                           const T v = alpha * op(pa[i * sta], pb[i * stb]);
+                           y[i] = accumulate ? y[i] + v : v;
+                         }
+                       }
+                     });
 }
 
 }  // namespace
@@ -188,13 +229,23 @@ void CpuCompute<T>::unary(UnaryKind f, const T* x, T* y, int64_t n) {
 template <class T>
 void CpuCompute<T>::unary_derivative(UnaryKind f, int order, const T* x, const T* s, const T* r,
                                      T* out, int64_t n, int64_t reps, bool accumulate) {
+  // Derivatives of a block of x once, then applied to every repetition (direction).
+  constexpr int64_t kBlock = 512;
+  T d[kBlock];
   T v[3] = {T(0), T(0), T(0)};
-  for (int64_t i = 0; i < n; ++i) {
-    derivatives(f, x[i], v);
-    const T d = v[order] * (s ? s[i] : T(1));
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t m = std::min(kBlock, n - i0);
+    for (int64_t i = 0; i < m; ++i) {
+      derivatives(f, x[i0 + i], v);
+      d[i] = v[order] * (s ? s[i0 + i] : T(1));
+    }
     for (int64_t j = 0; j < reps; ++j) {
-      const int64_t at = j * n + i;
-      out[at] = (accumulate ? out[at] : T(0)) + d * r[at];
+      const T* rj = r + j * n + i0;
+      T* oj = out + j * n + i0;
+      if (accumulate)
+        for (int64_t i = 0; i < m; ++i) oj[i] += d[i] * rj[i];
+      else
+        for (int64_t i = 0; i < m; ++i) oj[i] = d[i] * rj[i];
     }
   }
 }
@@ -204,25 +255,23 @@ void CpuCompute<T>::binary(BinaryKind op, const T* a, const Shape& sa, const T* 
                            T* out, const Shape& so, T alpha, bool accumulate) {
   check_ranks(sa, so);
   check_ranks(sb, so);
-  for_each_broadcast(so, sa, sb, [&](int64_t o, int64_t ia, int64_t ib) {
-    T v = T(0);
-    switch (op) {
-      case BinaryKind::Add: v = a[ia] + b[ib]; break;
-      case BinaryKind::Sub: v = a[ia] - b[ib]; break;
-      case BinaryKind::Mul: v = a[ia] * b[ib]; break;
-      case BinaryKind::Div: v = a[ia] / b[ib]; break;
-    }
-    out[o] = (accumulate ? out[o] : T(0)) + alpha * v;
-  });
+  switch (op) {
+    case BinaryKind::Add:
+      return binary_loop(a, sa, b, sb, out, so, alpha, accumulate, [](T x, T y) { return x + y; });
+    case BinaryKind::Sub:
+      return binary_loop(a, sa, b, sb, out, so, alpha, accumulate, [](T x, T y) { return x - y; });
+    case BinaryKind::Mul:
+      return binary_loop(a, sa, b, sb, out, so, alpha, accumulate, [](T x, T y) { return x * y; });
+    case BinaryKind::Div:
+      return binary_loop(a, sa, b, sb, out, so, alpha, accumulate, [](T x, T y) { return x / y; });
+  }
 }
 
 template <class T>
 void CpuCompute<T>::broadcast_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                                  bool accumulate) {
   check_ranks(ss, sd);
-  for_each_broadcast(sd, ss, ss, [&](int64_t o, int64_t i, int64_t) {
-    dst[o] = (accumulate ? dst[o] : T(0)) + alpha * src[i];
-  });
+  binary_loop(src, ss, src, ss, dst, sd, alpha, accumulate, [](T x, T) { return x; });
 }
 
 template <class T>
@@ -231,7 +280,18 @@ void CpuCompute<T>::reduce_to(const T* src, const Shape& ss, T* dst, const Shape
   check_ranks(ss, sd);
   if (!accumulate) std::fill(dst, dst + shape_numel(sd), T(0));
   // Iterate over the source; the destination index ignores the reduced axes.
-  for_each_broadcast(ss, sd, sd, [&](int64_t i, int64_t o, int64_t) { dst[o] += alpha * src[i]; });
+  for_each_broadcast(ss, sd, sd,
+                     [&](int64_t i, int64_t o, int64_t, int64_t n, int64_t sto, int64_t) {
+                       const T* x = src + i;
+                       if (sto == 0) {  // a run summed into one element
+                         T sum = T(0);
+                         for (int64_t j = 0; j < n; ++j) sum += x[j];
+                         dst[o] += alpha * sum;
+                       } else {
+                         T* y = dst + o;
+                         for (int64_t j = 0; j < n; ++j) y[j * sto] += alpha * x[j];
+                       }
+                     });
 }
 
 template class CpuCompute<float>;

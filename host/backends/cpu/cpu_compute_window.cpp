@@ -8,18 +8,33 @@
 
 namespace hspec {
 
+namespace {
+// The output columns [lo, hi) whose input column ow * sw - pad_left + kj * dw is inside the
+// input; computed once per kernel column so the copy loops need no bounds checks.
+void valid_columns(const WindowGeom& g, int64_t kj, int64_t* lo, int64_t* hi) {
+  const int64_t off = kj * g.dw - g.pad_left;  // iw = ow * sw + off
+  int64_t a = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
+  int64_t b = g.width - off <= 0 ? 0 : (g.width - off + g.sw - 1) / g.sw;
+  *lo = std::min(a, g.out_w);
+  *hi = std::max(*lo, std::min(b, g.out_w));
+}
+}  // namespace
+
 template <class T>
 void CpuCompute<T>::im2col(const T* x, T* cols, const WindowGeom& g, int64_t groups,
                            int64_t per_group) {
   const int64_t C = g.channels, H = g.height, W = g.width, OP = g.out_plane();
   const int64_t CK = C * g.kh * g.kw;
   for (int64_t gr = 0; gr < groups; ++gr)
-    for (int64_t p = 0; p < per_group; ++p) {
-      const T* xs = x + (gr * per_group + p) * C * H * W;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t ki = 0; ki < g.kh; ++ki)
-          for (int64_t kj = 0; kj < g.kw; ++kj) {
-            const int64_t row = (c * g.kh + ki) * g.kw + kj;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t ki = 0; ki < g.kh; ++ki)
+        for (int64_t kj = 0; kj < g.kw; ++kj) {
+          const int64_t row = (c * g.kh + ki) * g.kw + kj;
+          int64_t lo, hi;
+          valid_columns(g, kj, &lo, &hi);
+          const int64_t off = kj * g.dw - g.pad_left;
+          for (int64_t p = 0; p < per_group; ++p) {
+            const T* xs = x + ((gr * per_group + p) * C + c) * H * W;
             T* dst = cols + ((gr * CK + row) * per_group + p) * OP;
             for (int64_t oh = 0; oh < g.out_h; ++oh) {
               const int64_t ih = oh * g.sh - g.pad_top + ki * g.dh;
@@ -28,14 +43,16 @@ void CpuCompute<T>::im2col(const T* x, T* cols, const WindowGeom& g, int64_t gro
                 std::fill(d, d + g.out_w, T(0));
                 continue;
               }
-              const T* src = xs + (c * H + ih) * W;
-              for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                const int64_t iw = ow * g.sw - g.pad_left + kj * g.dw;
-                d[ow] = (iw >= 0 && iw < W) ? src[iw] : T(0);
-              }
+              const T* src = xs + ih * W + off;
+              std::fill(d, d + lo, T(0));
+              if (g.sw == 1)
+                std::copy(src + lo, src + hi, d + lo);
+              else
+                for (int64_t ow = lo; ow < hi; ++ow) d[ow] = src[ow * g.sw];
+              std::fill(d + hi, d + g.out_w, T(0));
             }
           }
-    }
+        }
 }
 
 template <class T>
@@ -44,25 +61,28 @@ void CpuCompute<T>::col2im(const T* cols, T* x, const WindowGeom& g, int64_t gro
   const int64_t C = g.channels, H = g.height, W = g.width, OP = g.out_plane();
   const int64_t CK = C * g.kh * g.kw;
   for (int64_t gr = 0; gr < groups; ++gr)
-    for (int64_t p = 0; p < per_group; ++p) {
-      T* xs = x + (gr * per_group + p) * C * H * W;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t ki = 0; ki < g.kh; ++ki)
-          for (int64_t kj = 0; kj < g.kw; ++kj) {
-            const int64_t row = (c * g.kh + ki) * g.kw + kj;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t ki = 0; ki < g.kh; ++ki)
+        for (int64_t kj = 0; kj < g.kw; ++kj) {
+          const int64_t row = (c * g.kh + ki) * g.kw + kj;
+          int64_t lo, hi;
+          valid_columns(g, kj, &lo, &hi);
+          const int64_t off = kj * g.dw - g.pad_left;
+          for (int64_t p = 0; p < per_group; ++p) {
+            T* xs = x + ((gr * per_group + p) * C + c) * H * W;
             const T* src = cols + ((gr * CK + row) * per_group + p) * OP;
             for (int64_t oh = 0; oh < g.out_h; ++oh) {
               const int64_t ih = oh * g.sh - g.pad_top + ki * g.dh;
               if (ih < 0 || ih >= H) continue;
-              T* d = xs + (c * H + ih) * W;
+              T* d = xs + ih * W + off;
               const T* s = src + oh * g.out_w;
-              for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                const int64_t iw = ow * g.sw - g.pad_left + kj * g.dw;
-                if (iw >= 0 && iw < W) d[iw] += s[ow];
-              }
+              if (g.sw == 1)
+                for (int64_t ow = lo; ow < hi; ++ow) d[ow] += s[ow];
+              else
+                for (int64_t ow = lo; ow < hi; ++ow) d[ow * g.sw] += s[ow];
             }
           }
-    }
+        }
 }
 
 template <class T>
