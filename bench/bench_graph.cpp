@@ -25,8 +25,8 @@ struct Net {
     GraphTensor t;
     t.shape = std::move(shape);
     for (int64_t i = 0; i < t.numel(); ++i)
-      t.values.push_back(shift + scale * (param ? rng::gaussian(7, stream, i)
-                                                : rng::uniform(7, stream, i) - 0.5));
+      t.values.push_back(
+          shift + scale * (param ? rng::gaussian(7, stream, i) : rng::uniform(7, stream, i) - 0.5));
     ++stream;
     g.initializers[name] = t;
     if (param) g.parameters.push_back(name);
@@ -53,8 +53,9 @@ struct Net {
     tensor(name + ".bn.bias", {cout}, true, 0.1, 0.0);
     tensor(name + ".bn.running_mean", {cout}, false, 0.2, 0.0);
     tensor(name + ".bn.running_var", {cout}, false, 1.0, 1.0);
-    node("BatchNormalization", {name + ".conv", name + ".bn.weight", name + ".bn.bias",
-                                name + ".bn.running_mean", name + ".bn.running_var"},
+    node("BatchNormalization",
+         {name + ".conv", name + ".bn.weight", name + ".bn.bias", name + ".bn.running_mean",
+          name + ".bn.running_var"},
          name + ".bn");
     return name + ".bn";
   }
@@ -102,17 +103,19 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump) {
       ms.push_back(1e3 * std::chrono::duration<double>(Clock::now() - t1).count());
     }
     std::sort(ms.begin(), ms.end());
-    std::printf("{\"precision\": \"%s\", \"params\": %lld, \"samples\": %lld, \"block\": %lld, "
-                "\"ms_per_apply_median\": %.2f, \"ms_per_product\": %.2f, \"setup_s\": %.3f, "
-                "\"loss\": %.10g, \"chunk\": %lld}\n",
-                sizeof(T) == 4 ? "fp32" : "fp64", (long long)P, (long long)ds.n, (long long)k,
-                ms[ms.size() / 2], ms[ms.size() / 2] / double(k), setup, op.loss_value(),
-                (long long)op.chunk_size());
+    std::printf(
+        "{\"precision\": \"%s\", \"params\": %lld, \"samples\": %lld, \"block\": %lld, "
+        "\"ms_per_apply_median\": %.2f, \"ms_per_product\": %.2f, \"setup_s\": %.3f, "
+        "\"loss\": %.10g, \"chunk\": %lld}\n",
+        sizeof(T) == 4 ? "fp32" : "fp64", (long long)P, (long long)ds.n, (long long)k,
+        ms[ms.size() / 2], ms[ms.size() / 2] / double(k), setup, op.loss_value(),
+        (long long)op.chunk_size());
   }
   if (dump.empty()) return;
   op.apply(BlockView<const T>(x.data(), P, 8), BlockView<T>(y.data(), P, 8));
   std::vector<TensorData> t;
-  for (const auto& [name, tensor] : g.initializers) t.push_back(make_tensor(name, tensor.shape, tensor.values));
+  for (const auto& [name, tensor] : g.initializers)
+    t.push_back(make_tensor(name, tensor.shape, tensor.values));
   t.push_back(make_tensor("inputs", {ds.n, 1, 28, 28}, ds.inputs));
   t.push_back(make_tensor("labels", {ds.n}, ds.labels));
   t.push_back(make_tensor("directions", {8, P}, std::vector<double>(x.begin(), x.end())));
@@ -131,11 +134,16 @@ int main(int argc, char** argv) {
   int reps = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--dump") dump = v;
-    else if (a == "--precision") precision = v;
-    else if (a == "--samples") samples = std::stoll(v);
-    else if (a == "--width") width = std::stoll(v);
-    else if (a == "--reps") reps = std::stoi(v);
+    if (a == "--dump")
+      dump = v;
+    else if (a == "--precision")
+      precision = v;
+    else if (a == "--samples")
+      samples = std::stoll(v);
+    else if (a == "--width")
+      width = std::stoll(v);
+    else if (a == "--reps")
+      reps = std::stoi(v);
   }
   const Graph g = resnet(width);
   Dataset ds;

@@ -206,8 +206,8 @@ uint64_t analyze_memory_budget(const AnalyzeOptions& opt) {
   return opt.max_memory > 0 ? opt.max_memory : default_max_memory();
 }
 template <class T>
-void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space,
-                        const AnalyzeOptions& opt, const LanczosOptions& lo, AnalyzeReport& rep) {
+void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
+                        const LanczosOptions& lo, AnalyzeReport& rep) {
   run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
 }
 template void run_analyze_solver<float>(CurvatureOperator<float>&, VectorSpace<float>&,

@@ -29,7 +29,8 @@ struct Builder {
   std::string param(const std::string& name, std::vector<int64_t> shape, double scale) {
     GraphTensor t;
     t.shape = std::move(shape);
-    for (int64_t i = 0; i < t.numel(); ++i) t.values.push_back(scale * rng::gaussian(seed, stream, i));
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t.values.push_back(scale * rng::gaussian(seed, stream, i));
     ++stream;
     g.initializers[name] = t;
     g.parameters.push_back(name);
@@ -142,7 +143,8 @@ inline std::vector<double> fd_gradient(const Graph& g, const Dataset& ds, Loss l
     std::vector<double> tp = theta, tm = theta;
     tp[i] += h;
     tm[i] -= h;
-    out[i] = (loss_at(with_params(g, tp), ds, loss) - loss_at(with_params(g, tm), ds, loss)) / (2 * h);
+    out[i] =
+        (loss_at(with_params(g, tp), ds, loss) - loss_at(with_params(g, tm), ds, loss)) / (2 * h);
   }
   return out;
 }
@@ -203,7 +205,8 @@ inline void check_graph(const Graph& g, const Dataset& ds, Loss loss, double tol
   for (int64_t j = 0; j < 2; ++j) {
     const std::vector<double> v(block.begin() + j * P, block.begin() + (j + 1) * P);
     const std::vector<double> got(hv.begin() + j * P, hv.begin() + (j + 1) * P);
-    EXPECT_LT(rel_err(got, fd_hvp(g, ds, loss, v, 1e-4)), tol) << "Hv vs finite differences, direction " << j;
+    EXPECT_LT(rel_err(got, fd_hvp(g, ds, loss, v, 1e-4)), tol)
+        << "Hv vs finite differences, direction " << j;
     EXPECT_LT(rel_err(apply_block(op, v, 1), got), 1e-12) << "batched vs single product";
   }
   // fp32: the same rules in single precision, close to fp64.

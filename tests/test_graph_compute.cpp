@@ -43,17 +43,21 @@ TEST(GraphCompute, BroadcastOpsMatchIndexArithmetic) {
   uint64_t stream = 0;
   for (const Shape& sa : shapes)
     for (const Shape& sb : shapes) {
-      const auto a = random_values(shape_numel(sa), stream++), b = random_values(shape_numel(sb), stream++);
+      const auto a = random_values(shape_numel(sa), stream++),
+                 b = random_values(shape_numel(sb), stream++);
       for (BinaryKind op : {BinaryKind::Add, BinaryKind::Sub, BinaryKind::Mul, BinaryKind::Div}) {
         std::vector<double> got = random_values(shape_numel(out), 99), ref = got;
         cx->binary(op, a.data(), sa, b.data(), sb, got.data(), out, 0.5, true);
         for_each_index(out, [&](const std::vector<int64_t>& idx) {
           const double x = a[size_t(offset(sa, idx))], y = b[size_t(offset(sb, idx))];
-          const double v = op == BinaryKind::Add ? x + y : op == BinaryKind::Sub ? x - y
-                           : op == BinaryKind::Mul ? x * y : x / y;
+          const double v = op == BinaryKind::Add   ? x + y
+                           : op == BinaryKind::Sub ? x - y
+                           : op == BinaryKind::Mul ? x * y
+                                                   : x / y;
           ref[size_t(offset(out, idx))] += 0.5 * v;
         });
-        for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-12 * std::abs(ref[i]) + 1e-12);
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(got[i], ref[i], 1e-12 * std::abs(ref[i]) + 1e-12);
       }
       // reduce_to the operand's shape, and broadcast_to the output, against the same sums.
       const auto src = random_values(shape_numel(out), stream++);
@@ -62,7 +66,8 @@ TEST(GraphCompute, BroadcastOpsMatchIndexArithmetic) {
       for_each_index(out, [&](const std::vector<int64_t>& idx) {
         ref[size_t(offset(sa, idx))] += 2.0 * src[size_t(offset(out, idx))];
       });
-      for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(red[i], ref[i], 1e-11 * (1 + std::abs(ref[i])));
+      for (size_t i = 0; i < ref.size(); ++i)
+        ASSERT_NEAR(red[i], ref[i], 1e-11 * (1 + std::abs(ref[i])));
       std::vector<double> bc(size_t(shape_numel(out)), 0.0);
       cx->broadcast_to(a.data(), sa, bc.data(), out, -1.0, false);
       for_each_index(out, [&](const std::vector<int64_t>& idx) {
@@ -100,7 +105,9 @@ TEST(GraphCompute, Im2colMatchesTheConvolutionIndexFormula) {
           for (int64_t oh = 0; oh < g.out_h; ++oh)
             for (int64_t ow = 0; ow < g.out_w; ++ow) {
               const int64_t ih = oh * 2 - 1 + i, iw = ow * 3 - 2 + j * 2;
-              const double want = (ih >= 0 && ih < 5 && iw >= 0 && iw < 7) ? x[size_t(((b * 2 + c) * 5 + ih) * 7 + iw)] : 0.0;
+              const double want = (ih >= 0 && ih < 5 && iw >= 0 && iw < 7)
+                                      ? x[size_t(((b * 2 + c) * 5 + ih) * 7 + iw)]
+                                      : 0.0;
               const int64_t row = (c * 3 + i) * 2 + j, gr = b / per, p = b % per;
               ASSERT_EQ(cols[size_t(((gr * CK + row) * per + p) * P + oh * g.out_w + ow)], want);
             }

@@ -31,9 +31,10 @@ TEST(GraphOperator, MlpGraphMatchesMlpOperator) {
     Loss loss;
     int64_t out;
   };
-  for (const Case& c : {Case{Activation::Tanh, Loss::CE, 3}, Case{Activation::Relu, Loss::MSE, 2},
-                        Case{Activation::Sigmoid, Loss::BCE, 1}, Case{Activation::Gelu, Loss::CE, 4},
-                        Case{Activation::Identity, Loss::MSE, 2}}) {
+  for (const Case& c :
+       {Case{Activation::Tanh, Loss::CE, 3}, Case{Activation::Relu, Loss::MSE, 2},
+        Case{Activation::Sigmoid, Loss::BCE, 1}, Case{Activation::Gelu, Loss::CE, 4},
+        Case{Activation::Identity, Loss::MSE, 2}}) {
     SCOPED_TRACE(activation_name(c.act));
     const Model m = hvptest::make_mlp({5, 6, 4, c.out}, c.act, 7);
     const Dataset ds = hvptest::make_data(23, 5, c.loss, c.out, 8);
@@ -62,7 +63,8 @@ TEST(GraphOperator, LogisticRegressionClosedForm) {
     std::vector<double> x(ds.inputs.begin() + s * d, ds.inputs.begin() + (s + 1) * d);
     x.push_back(1.0);
     for (int64_t j = 0; j < p; ++j)
-      for (int64_t i = 0; i < p; ++i) ref[size_t(i + j * p)] += pr * (1 - pr) * x[i] * x[j] / double(n);
+      for (int64_t i = 0; i < p; ++i)
+        ref[size_t(i + j * p)] += pr * (1 - pr) * x[i] * x[j] / double(n);
   }
   GraphCurvatureOperator<double> op(graph_from_mlp(m), ds, gopt(Loss::BCE, Curvature::Hessian, 4));
   expect_close(hvptest::dense_from_operator(op), ref, 1e-12);
@@ -90,7 +92,8 @@ TEST(GraphOperator, LeastSquaresClosedForm) {
 // x [2, 5, 5] -> Conv(3 out, 3x3, pad 1) -> Relu -> MaxPool 2x2 -> Flatten -> Gemm -> [out]
 Graph small_cnn(int64_t out, uint64_t seed) {
   Builder b({2, 5, 5}, seed);
-  GraphNode& c = b.node("Conv", {"x", b.param("cw", {3, 2, 3, 3}, 0.4), b.param("cb", {3}, 0.2)}, "c");
+  GraphNode& c =
+      b.node("Conv", {"x", b.param("cw", {3, 2, 3, 3}, 0.4), b.param("cb", {3}, 0.2)}, "c");
   c.attrs["pads"] = attr_is({1, 1, 1, 1});
   b.node("Relu", {"c"}, "r");
   GraphNode& mp = b.node("MaxPool", {"r"}, "mp");
@@ -114,7 +117,8 @@ TEST(GraphOperator, GaussNewtonIsPositiveSemidefinite) {
     EXPECT_GT(w.back(), 0.0);
     // The Hessian of the same net is indefinite here, so the test can tell them apart.
     GraphCurvatureOperator<double> hop(g, ds, gopt(loss, Curvature::Hessian, 8));
-    const auto wh = hvptest::eigenvalues(hvptest::symmetrised(hvptest::dense_from_operator(hop), P), P);
+    const auto wh =
+        hvptest::eigenvalues(hvptest::symmetrised(hvptest::dense_from_operator(hop), P), P);
     EXPECT_LT(wh.front(), -1e-8 * wh.back()) << loss_name(loss);
   }
 }

@@ -15,8 +15,8 @@ using namespace graphtest;
 Graph mlp_with(const std::string& act, int64_t d, int64_t h, int64_t out, uint64_t seed,
                const std::string& approx = "") {
   Builder b({d}, seed);
-  b.node("Gemm", {"x", b.param("w1", {h, d}, 0.6), b.param("b1", {h}, 0.3)}, "z1")
-      .attrs["transB"] = attr_i(1);
+  b.node("Gemm", {"x", b.param("w1", {h, d}, 0.6), b.param("b1", {h}, 0.3)}, "z1").attrs["transB"] =
+      attr_i(1);
   GraphNode& a = b.node(act, {"z1"}, "a1");
   if (!approx.empty()) a.attrs["approximate"] = attr_s(approx);
   b.node("Gemm", {"a1", b.param("w2", {h, out}, 0.6), b.param("b2", {out}, 0.3)}, "y");
@@ -49,7 +49,8 @@ TEST(GraphOps, ElementwiseActivations) {
 TEST(GraphOps, LegacyGeluFromErf) {
   // PyTorch's legacy export: x * 0.5 * (1 + Erf(x / sqrt 2)).
   Builder b({4}, 21);
-  b.node("Gemm", {"x", b.param("w1", {5, 4}, 0.6), b.param("b1", {5}, 0.3)}, "z").attrs["transB"] = attr_i(1);
+  b.node("Gemm", {"x", b.param("w1", {5, 4}, 0.6), b.param("b1", {5}, 0.3)}, "z").attrs["transB"] =
+      attr_i(1);
   b.node("Div", {"z", b.constant("sqrt2", {}, {1.4142135623730951})}, "zs");
   b.node("Erf", {"zs"}, "e");
   b.node("Add", {"e", b.constant("one", {}, {1.0})}, "e1");
@@ -63,7 +64,8 @@ TEST(GraphOps, BroadcastBinaryOps) {
   // Residual, parameter scale and shift broadcast over samples, Sub from a constant,
   // Div by a constant vector, and the product of two parameter-dependent activations.
   Builder b({4}, 31);
-  b.node("Gemm", {"x", b.param("w1", {5, 4}, 0.6), b.param("b1", {5}, 0.3)}, "h").attrs["transB"] = attr_i(1);
+  b.node("Gemm", {"x", b.param("w1", {5, 4}, 0.6), b.param("b1", {5}, 0.3)}, "h").attrs["transB"] =
+      attr_i(1);
   b.node("Gemm", {"h", b.param("w2", {5, 5}, 0.5)}, "r0").attrs["transB"] = attr_i(1);
   b.node("Tanh", {"r0"}, "r");
   b.node("Add", {"h", "r"}, "res");
@@ -116,8 +118,9 @@ TEST(GraphOps, ConvPadsStridesDilations) {
     std::vector<int64_t> pads, strides, dil;
     bool bias;
   };
-  for (const Case& cs : {Case{{0, 0, 0, 0}, {1, 1}, {1, 1}, true}, Case{{1, 0, 1, 2}, {2, 1}, {1, 1}, false},
-                         Case{{1, 1, 1, 1}, {1, 2}, {2, 1}, true}}) {
+  for (const Case& cs :
+       {Case{{0, 0, 0, 0}, {1, 1}, {1, 1}, true}, Case{{1, 0, 1, 2}, {2, 1}, {1, 1}, false},
+        Case{{1, 1, 1, 1}, {1, 2}, {2, 1}, true}}) {
     Graph g = conv_net(cs.pads, cs.strides, cs.dil, cs.bias, 51);
     // The flattened size depends on the geometry; size the head from the plan.
     const int64_t flat = make_plan(g).values.back().numel();
@@ -133,10 +136,11 @@ TEST(GraphOps, BatchNormInferenceAndPools) {
   Builder b({2, 6, 6}, 61);
   GraphNode& c = b.node("Conv", {"x", b.param("cw", {3, 2, 3, 3}, 0.4)}, "c");
   c.attrs["pads"] = attr_is({1, 1, 1, 1});
-  b.node("BatchNormalization",
-         {"c", b.param("bn.weight", {3}, 1.0), b.param("bn.bias", {3}, 0.3),
-          b.constant("bn.mean", {3}, {0.1, -0.2, 0.05}), b.constant("bn.var", {3}, {1.5, 0.7, 2.0})},
-         "bn")
+  b.node(
+       "BatchNormalization",
+       {"c", b.param("bn.weight", {3}, 1.0), b.param("bn.bias", {3}, 0.3),
+        b.constant("bn.mean", {3}, {0.1, -0.2, 0.05}), b.constant("bn.var", {3}, {1.5, 0.7, 2.0})},
+       "bn")
       .attrs["epsilon"] = attr_f(1e-3);
   b.node("Tanh", {"bn"}, "t");
   GraphNode& mp = b.node("MaxPool", {"t"}, "mp");
@@ -182,7 +186,9 @@ TEST(GraphOps, UnsupportedInputsAreInputErrors) {
     make_plan(g);
     FAIL() << "group=2 accepted";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("test.onnx: node 'c_node' (Conv): group=2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("test.onnx: node 'c_node' (Conv): group=2"),
+              std::string::npos)
+        << e.what();
   }
   Graph h = mlp_with("Softsign", 3, 4, 2, 82);
   EXPECT_THROW(make_plan(h), InputError);
@@ -192,12 +198,35 @@ TEST(GraphOps, UnsupportedInputsAreInputErrors) {
     make_plan(w);
     FAIL() << "3-D conv weight accepted";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("weight has 3 dims, expected 4"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("weight has 3 dims, expected 4"), std::string::npos)
+        << e.what();
   }
   Builder d({3}, 84);
   d.node("Gemm", {"x", d.param("w", {2, 3}, 1.0)}, "z").attrs["transB"] = attr_i(1);
   d.node("Div", {d.constant("one", {}, {1.0}), "z"}, "y");
   EXPECT_THROW(make_plan(d.g), InputError);
+}
+
+TEST(GraphOps, ConstantNodes) {
+  // Constant nodes (float for a Mul, integer for a Reshape's shape) as initializers.
+  Builder b({4}, 91);
+  b.node("Gemm", {"x", b.param("w1", {6, 4}, 0.6)}, "z").attrs["transB"] = attr_i(1);
+  GraphAttribute scale;
+  scale.kind = GraphAttribute::Kind::Tensor;
+  scale.t.values = {0.7};
+  b.node("Constant", {}, "k").attrs["value"] = scale;
+  GraphAttribute shape;
+  shape.kind = GraphAttribute::Kind::Tensor;
+  shape.t.kind = GraphTensor::Kind::Int;
+  shape.t.shape = {3};
+  shape.t.ints = {-1, 2, 3};
+  b.node("Constant", {}, "shape").attrs["value"] = shape;
+  b.node("Mul", {"z", "k"}, "zk");
+  b.node("Reshape", {"zk", "shape"}, "r");
+  b.node("Tanh", {"r"}, "t");
+  b.node("Flatten", {"t"}, "f");
+  b.node("Gemm", {"f", b.param("w2", {6, 3}, 0.6)}, "y");
+  check_graph(b.g, data(5, 4, Loss::CE, 3, 92), Loss::CE);
 }
 
 }  // namespace

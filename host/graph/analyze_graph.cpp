@@ -56,8 +56,8 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
 }
 
 template <class T>
-void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan,
-                 const Dataset& ds, Loss loss, AnalyzeReport& rep) {
+void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan, const Dataset& ds,
+                 Loss loss, AnalyzeReport& rep) {
   LanczosOptions lo;
   lo.top = opt.top;
   lo.bottom = opt.bottom;

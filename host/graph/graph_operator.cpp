@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops.hpp"
 #include "hspec/error.hpp"
+#include "ops.hpp"
 
 namespace hspec {
 
@@ -17,9 +17,9 @@ using graph_ops::Pass;
 template <class T>
 struct GraphCurvatureOperator<T>::Chunk {
   int64_t first = 0, n = 0;
-  std::vector<Buffer<T>> val, adj;       // per value id: Data values owning storage
-  std::vector<Buffer<int64_t>> argmax;   // per step (MaxPool)
-  Buffer<T> curv;                        // output curvature data
+  std::vector<Buffer<T>> val, adj;      // per value id: Data values owning storage
+  std::vector<Buffer<int64_t>> argmax;  // per step (MaxPool)
+  Buffer<T> curv;                       // output curvature data
 };
 
 // What every pass shares: non-Data values, the tangent buffers, the data and scratch.
@@ -63,8 +63,10 @@ void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss) {
 GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem) {
   GraphMemory m;
   const uint64_t e = elem, k = uint64_t(std::max<int64_t>(max_block, 1));
-  const uint64_t data = uint64_t(plan.data_elems_per_sample), ws = uint64_t(plan.workspace_per_sample);
-  m.primal_per_sample = e * (2 * data + uint64_t(plan.output_dim)) + 8 * uint64_t(plan.argmax_per_sample);
+  const uint64_t data = uint64_t(plan.data_elems_per_sample),
+                 ws = uint64_t(plan.workspace_per_sample);
+  m.primal_per_sample =
+      e * (2 * data + uint64_t(plan.output_dim)) + 8 * uint64_t(plan.argmax_per_sample);
   // Tangents and their adjoints, and the rules' scratch (about two workspaces per direction
   // plus the primal one, as the convolutions hold columns of both).
   m.tangent_per_sample = e * (2 * k * data + 2 * (k + 1) * ws);
@@ -114,7 +116,8 @@ GraphCurvatureOperator<T>::GraphCurvatureOperator(const Graph& graph, const Data
   if (opt_.chunk > 0) {
     chunk_ = std::min(opt_.chunk, n_);
   } else {
-    chunk_ = int64_t(std::max<uint64_t>(1, opt_.memory_budget / 4 / std::max<uint64_t>(mem.tangent_per_sample, 1)));
+    chunk_ = int64_t(std::max<uint64_t>(
+        1, opt_.memory_budget / 4 / std::max<uint64_t>(mem.tangent_per_sample, 1)));
     chunk_ = std::min<int64_t>(std::min<int64_t>(chunk_, 4096), n_);
   }
   cache_all_ = mem.primal_per_sample * uint64_t(n_) <= opt_.memory_budget / 2;
@@ -208,7 +211,8 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
     const int64_t m = plan_.values[size_t(v)].numel();
     host.resize(size_t(m));
     cx_->download(p.adj[v], host.data(), m);
-    for (int64_t i = 0; i < m; ++i) grad_[size_t(plan_.param_offset[j] + i)] += double(host[size_t(i)]);
+    for (int64_t i = 0; i < m; ++i)
+      grad_[size_t(plan_.param_offset[j] + i)] += double(host[size_t(i)]);
   }
 }
 
@@ -252,9 +256,9 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
     const PlanValue& pv = plan_.values[v];
     if (pv.storage != int(v)) continue;
     const bool data = pv.batched();
-    p.val[v] = data ? (int(v) == plan_.input ? s.inputs.data() + c.first * pv.numel()
-                                             : c.val[v].data())
-                    : s.pval[v].data();
+    p.val[v] =
+        data ? (int(v) == plan_.input ? s.inputs.data() + c.first * pv.numel() : c.val[v].data())
+             : s.pval[v].data();
     if (!pv.diff) continue;
     p.adj[v] = data ? c.adj[v].data() : s.padj[v].data();
     const int64_t size = k * (data ? n : 1) * pv.numel();
@@ -283,7 +287,8 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
     cx_->copy_2d(X.data + plan_.param_offset[j], X.ld, p.tan[v], m, m, k, false);
   }
   for (size_t i = 0; i < plan_.steps.size(); ++i)
-    if (plan_.values[size_t(plan_.steps[i].out)].diff) graph_ops::step_rforward(p, plan_.steps[i], i);
+    if (plan_.values[size_t(plan_.steps[i].out)].diff)
+      graph_ops::step_rforward(p, plan_.steps[i], i);
   const int out = plan_.output;
   cx_->loss_curvature(opt_.loss, c.curv.data(), p.tan[out], p.radj[out], n, plan_.output_dim, k,
                       T(1.0 / double(n_)));

@@ -44,11 +44,20 @@ Graph graph_from_mlp(const Model& m) {
     GraphNode act;
     act.name = "act" + std::to_string(l);
     switch (m.activation) {
-      case Activation::Relu: act.op = "Relu"; break;
-      case Activation::Tanh: act.op = "Tanh"; break;
-      case Activation::Sigmoid: act.op = "Sigmoid"; break;
-      case Activation::Gelu: act.op = "Gelu"; break;
-      case Activation::Identity: break;
+      case Activation::Relu:
+        act.op = "Relu";
+        break;
+      case Activation::Tanh:
+        act.op = "Tanh";
+        break;
+      case Activation::Sigmoid:
+        act.op = "Sigmoid";
+        break;
+      case Activation::Gelu:
+        act.op = "Gelu";
+        break;
+      case Activation::Identity:
+        break;
     }
     act.inputs = {x};
     x = "h" + std::to_string(l);

@@ -19,8 +19,8 @@ template <class T>
 struct Pass {
   Compute<T>& cx;
   const Plan& plan;
-  int64_t n = 0;                       // samples in this chunk
-  int64_t k = 0;                       // directions (tangent passes)
+  int64_t n = 0;                        // samples in this chunk
+  int64_t k = 0;                        // directions (tangent passes)
   std::vector<T*> val, adj, tan, radj;  // per value id, already resolved through storage
   std::vector<int64_t*> argmax;         // per step index (MaxPool)
   std::vector<Buffer<T>>* slots = nullptr;
@@ -46,15 +46,15 @@ struct Pass {
 };
 
 // adj: the adjoint pointers to read (at s.out) and accumulate into (at s.in), reps blocks.
-#define HSPEC_OP_RULES(Name)                                                            \
-  template <class T>                                                                    \
-  void Name##_forward(Pass<T>& p, const PlanStep& s, size_t index);                     \
-  template <class T>                                                                    \
-  void Name##_backward(Pass<T>& p, const PlanStep& s, size_t index, int64_t reps,       \
-                       const std::vector<T*>& adj);                                     \
-  template <class T>                                                                    \
-  void Name##_rforward(Pass<T>& p, const PlanStep& s, size_t index);                    \
-  template <class T>                                                                    \
+#define HSPEC_OP_RULES(Name)                                                      \
+  template <class T>                                                              \
+  void Name##_forward(Pass<T>& p, const PlanStep& s, size_t index);               \
+  template <class T>                                                              \
+  void Name##_backward(Pass<T>& p, const PlanStep& s, size_t index, int64_t reps, \
+                       const std::vector<T*>& adj);                               \
+  template <class T>                                                              \
+  void Name##_rforward(Pass<T>& p, const PlanStep& s, size_t index);              \
+  template <class T>                                                              \
   void Name##_second_order(Pass<T>& p, const PlanStep& s, size_t index);
 
 HSPEC_OP_RULES(linear)
@@ -64,11 +64,11 @@ HSPEC_OP_RULES(binary)
 HSPEC_OP_RULES(pool)  // MaxPool, AvgPool and ReduceMean
 #undef HSPEC_OP_RULES
 
-#define HSPEC_OP_INSTANTIATE(Name, T)                                                       \
-  template void Name##_forward<T>(Pass<T>&, const PlanStep&, size_t);                       \
-  template void Name##_backward<T>(Pass<T>&, const PlanStep&, size_t, int64_t,              \
-                                   const std::vector<T*>&);                                 \
-  template void Name##_rforward<T>(Pass<T>&, const PlanStep&, size_t);                      \
+#define HSPEC_OP_INSTANTIATE(Name, T)                                          \
+  template void Name##_forward<T>(Pass<T>&, const PlanStep&, size_t);          \
+  template void Name##_backward<T>(Pass<T>&, const PlanStep&, size_t, int64_t, \
+                                   const std::vector<T*>&);                    \
+  template void Name##_rforward<T>(Pass<T>&, const PlanStep&, size_t);         \
   template void Name##_second_order<T>(Pass<T>&, const PlanStep&, size_t);
 
 // Dispatch on the step kind (Alias steps share storage, so their rules do nothing).

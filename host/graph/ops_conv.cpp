@@ -12,8 +12,7 @@ struct ConvDims {
 };
 ConvDims conv_dims(const PlanStep& s) {
   const WindowGeom& g = s.geom;
-  return {s.out_channels, g.channels * g.kh * g.kw, g.out_plane(),
-          g.channels * g.height * g.width};
+  return {s.out_channels, g.channels * g.kh * g.kw, g.out_plane(), g.channels * g.height * g.width};
 }
 }  // namespace
 
@@ -46,8 +45,8 @@ void conv_backward(Pass<T>& p, const PlanStep& s, size_t, int64_t reps,
   if (p.diff(w)) {
     T* cols = p.scratch(0, d.CK * nP);
     p.cx.im2col(p.val[x], cols, s.geom, 1, p.n);
-    p.cx.gemm_batched(false, true, d.O, d.CK, nP, T(1), gy, nP, d.O * nP, cols, nP, 0, T(1),
-                      adj[w], d.CK, d.O * d.CK, reps);
+    p.cx.gemm_batched(false, true, d.O, d.CK, nP, T(1), gy, nP, d.O * nP, cols, nP, 0, T(1), adj[w],
+                      d.CK, d.O * d.CK, reps);
   }
 }
 
@@ -61,8 +60,8 @@ void conv_rforward(Pass<T>& p, const PlanStep& s, size_t) {
   if (p.diff(w)) {  // [k O, CK] stacked tangents times the primal columns: one GEMM
     T* cols = p.scratch(0, d.CK * nP);
     p.cx.im2col(p.val[x], cols, s.geom, 1, p.n);
-    p.cx.gemm_batched(false, false, p.k * d.O, nP, d.CK, T(1), p.tan[w], d.CK, 0, cols, nP, 0,
-                      T(0), t, nP, 0, 1);
+    p.cx.gemm_batched(false, false, p.k * d.O, nP, d.CK, T(1), p.tan[w], d.CK, 0, cols, nP, 0, T(0),
+                      t, nP, 0, 1);
     written = true;
   }
   if (p.diff(x)) {

@@ -33,18 +33,18 @@ void linear_backward(Pass<T>& p, const PlanStep& s, size_t, int64_t reps,
   const T* gy = adj[s.out];
   const T alpha = T(s.alpha);
   if (p.diff(x))  // g_x [reps R, in] += alpha g_y op(w)^T
-    p.cx.gemm_batched(false, !s.trans_w, reps * d.R, d.in, d.out, alpha, gy, d.out, 0,
-                      p.val[w], d.ldw, 0, T(1), adj[x], d.in, 0, 1);
+    p.cx.gemm_batched(false, !s.trans_w, reps * d.R, d.in, d.out, alpha, gy, d.out, 0, p.val[w],
+                      d.ldw, 0, T(1), adj[x], d.in, 0, 1);
   if (!p.diff(w)) return;
   if (s.trans_w && reps > 1) {
     // [reps, R, out] -> [R, reps out]; then g_w stacked [reps out, in] = g_y'^T x.
     T* t = p.scratch(0, reps * d.R * d.out);
     p.cx.swap_axes12(gy, t, 1, reps, d.R, d.out, false);
-    p.cx.gemm_batched(true, false, reps * d.out, d.in, d.R, alpha, t, reps * d.out, 0,
-                      p.val[x], d.in, 0, T(1), adj[w], d.in, 0, 1);
+    p.cx.gemm_batched(true, false, reps * d.out, d.in, d.R, alpha, t, reps * d.out, 0, p.val[x],
+                      d.in, 0, T(1), adj[w], d.in, 0, 1);
   } else if (s.trans_w) {  // g_w_j [out, in] += alpha g_y_j^T x
-    p.cx.gemm_batched(true, false, d.out, d.in, d.R, alpha, gy, d.out, d.R * d.out, p.val[x],
-                      d.in, 0, T(1), adj[w], d.in, d.wsize, reps);
+    p.cx.gemm_batched(true, false, d.out, d.in, d.R, alpha, gy, d.out, d.R * d.out, p.val[x], d.in,
+                      0, T(1), adj[w], d.in, d.wsize, reps);
   } else {  // g_w_j [in, out] += alpha x^T g_y_j
     p.cx.gemm_batched(true, false, d.in, d.out, d.R, alpha, p.val[x], d.in, 0, gy, d.out,
                       d.R * d.out, T(1), adj[w], d.out, d.wsize, reps);
@@ -59,16 +59,17 @@ void linear_rforward(Pass<T>& p, const PlanStep& s, size_t) {
   const T alpha = T(s.alpha);
   bool written = false;
   if (p.diff(x)) {  // all k directions in one GEMM: [k R, in] op(w)
-    p.cx.gemm_batched(false, s.trans_w, p.k * d.R, d.out, d.in, alpha, p.tan[x], d.in, 0,
-                      p.val[w], d.ldw, 0, T(0), ry, d.out, 0, 1);
+    p.cx.gemm_batched(false, s.trans_w, p.k * d.R, d.out, d.in, alpha, p.tan[x], d.in, 0, p.val[w],
+                      d.ldw, 0, T(0), ry, d.out, 0, 1);
     written = true;
   }
   if (!p.diff(w)) return;
   if (s.trans_w) {
-    // x [R, in] times the stacked tangents^T [in, k out]: one GEMM, then [R, k, out] -> [k, R, out].
+    // x [R, in] times the stacked tangents^T [in, k out]: one GEMM, then [R, k, out] -> [k, R,
+    // out].
     T* t = p.scratch(0, p.k * d.R * d.out);
-    p.cx.gemm_batched(false, true, d.R, p.k * d.out, d.in, alpha, p.val[x], d.in, 0, p.tan[w],
-                      d.in, 0, T(0), t, p.k * d.out, 0, 1);
+    p.cx.gemm_batched(false, true, d.R, p.k * d.out, d.in, alpha, p.val[x], d.in, 0, p.tan[w], d.in,
+                      0, T(0), t, p.k * d.out, 0, 1);
     p.cx.swap_axes12(t, ry, 1, d.R, p.k, d.out, written);
   } else {
     p.cx.gemm_batched(false, false, d.R, d.out, d.in, alpha, p.val[x], d.in, 0, p.tan[w], d.out,
@@ -90,8 +91,8 @@ void linear_second_order(Pass<T>& p, const PlanStep& s, size_t) {
     p.cx.gemm_batched(true, false, d.out, d.in, d.R, alpha, gy, d.out, 0, p.tan[x], d.in,
                       d.R * d.in, T(1), p.radj[w], d.in, d.wsize, p.k);
   else  // R g_w_j [in, out] += alpha Rx_j^T g_y
-    p.cx.gemm_batched(true, false, d.in, d.out, d.R, alpha, p.tan[x], d.in, d.R * d.in, gy,
-                      d.out, 0, T(1), p.radj[w], d.out, d.wsize, p.k);
+    p.cx.gemm_batched(true, false, d.in, d.out, d.R, alpha, p.tan[x], d.in, d.R * d.in, gy, d.out,
+                      0, T(1), p.radj[w], d.out, d.wsize, p.k);
 }
 
 HSPEC_OP_INSTANTIATE(linear, float)

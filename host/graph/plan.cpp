@@ -48,35 +48,40 @@ int Planner::input(const GraphNode& n, size_t i) const {
 const GraphTensor* Planner::int_input(const GraphNode& n, size_t i) const {
   if (!has_input(n, i)) return nullptr;
   auto it = int_consts_.find(n.inputs[i]);
-  if (it == int_consts_.end()) fail(n, "input '" + n.inputs[i] + "' must be a constant integer tensor");
+  if (it == int_consts_.end())
+    fail(n, "input '" + n.inputs[i] + "' must be a constant integer tensor");
   return it->second;
 }
 
 int64_t Planner::attr_int(const GraphNode& n, const char* key, int64_t dflt) const {
   const GraphAttribute* a = n.attr(key);
   if (!a) return dflt;
-  if (a->kind != GraphAttribute::Kind::Int) fail(n, std::string("attribute ") + key + " is not an int");
+  if (a->kind != GraphAttribute::Kind::Int)
+    fail(n, std::string("attribute ") + key + " is not an int");
   return a->i;
 }
 double Planner::attr_float(const GraphNode& n, const char* key, double dflt) const {
   const GraphAttribute* a = n.attr(key);
   if (!a) return dflt;
   if (a->kind == GraphAttribute::Kind::Int) return double(a->i);
-  if (a->kind != GraphAttribute::Kind::Float) fail(n, std::string("attribute ") + key + " is not a float");
+  if (a->kind != GraphAttribute::Kind::Float)
+    fail(n, std::string("attribute ") + key + " is not a float");
   return a->f;
 }
 std::string Planner::attr_string(const GraphNode& n, const char* key,
                                  const std::string& dflt) const {
   const GraphAttribute* a = n.attr(key);
   if (!a) return dflt;
-  if (a->kind != GraphAttribute::Kind::String) fail(n, std::string("attribute ") + key + " is not a string");
+  if (a->kind != GraphAttribute::Kind::String)
+    fail(n, std::string("attribute ") + key + " is not a string");
   return a->s;
 }
 std::vector<int64_t> Planner::attr_ints(const GraphNode& n, const char* key,
                                         const std::vector<int64_t>& dflt) const {
   const GraphAttribute* a = n.attr(key);
   if (!a) return dflt;
-  if (a->kind != GraphAttribute::Kind::Ints) fail(n, std::string("attribute ") + key + " is not a list of ints");
+  if (a->kind != GraphAttribute::Kind::Ints)
+    fail(n, std::string("attribute ") + key + " is not a list of ints");
   return a->ints;
 }
 
@@ -106,8 +111,8 @@ int Planner::binary(const GraphNode& n, BinaryKind kind, int a, int b, const std
   Shape pa = padded(fa, rank), pb = padded(fb, rank), po(rank);
   for (size_t i = 0; i < rank; ++i) {
     if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1)
-      fail(n, "shapes do not broadcast (" + std::to_string(pa[i]) + " vs " +
-                  std::to_string(pb[i]) + " at axis " + std::to_string(i) + ")");
+      fail(n, "shapes do not broadcast (" + std::to_string(pa[i]) + " vs " + std::to_string(pb[i]) +
+                  " at axis " + std::to_string(i) + ")");
     po[i] = std::max(pa[i], pb[i]);
   }
   if (data && po[0] != 1) fail(n, "a constant or parameter operand spans the sample axis");
@@ -195,7 +200,15 @@ void Planner::lower(const GraphNode& n) {
                                                              {"Sub", BinaryKind::Sub},
                                                              {"Mul", BinaryKind::Mul},
                                                              {"Div", BinaryKind::Div}};
-  if (unary.count(op) || op == "Gelu") {
+  if (op == "Constant") {  // normally folded by the importer; accepted for robustness
+    const GraphAttribute* v = n.attr("value");
+    if (!v || v->kind != GraphAttribute::Kind::Tensor)
+      fail(n, "only the 'value' tensor form is supported");
+    if (v->t.is_float())
+      add_constant(n.outputs[0], v->t.shape, v->t.values);
+    else
+      int_consts_[n.outputs[0]] = &v->t;
+  } else if (unary.count(op) || op == "Gelu") {
     const int x = input(n, 0);
     PlanStep s = step(n, StepKind::Unary);
     s.unary = op == "Gelu" ? UnaryKind::GeluErf : unary.at(op);
@@ -239,7 +252,8 @@ Plan Planner::run() {
   const std::set<std::string> params(g_.parameters.begin(), g_.parameters.end());
   for (const auto& [name, t] : g_.initializers) {
     if (!t.is_float()) {
-      if (params.count(name)) throw InputError(g_.source + ": parameter '" + name + "' is not floating point");
+      if (params.count(name))
+        throw InputError(g_.source + ": parameter '" + name + "' is not floating point");
       int_consts_[name] = &t;
       continue;
     }
@@ -250,7 +264,8 @@ Plan Planner::run() {
   }
   for (const std::string& p : g_.parameters) {
     auto it = ids_.find(p);
-    if (it == ids_.end()) throw InputError(g_.source + ": parameter '" + p + "' is not an initializer");
+    if (it == ids_.end())
+      throw InputError(g_.source + ": parameter '" + p + "' is not an initializer");
     plan_.values[size_t(it->second)].param_index = int(plan_.params.size());
     plan_.params.push_back(it->second);
     plan_.param_offset.push_back(plan_.num_params);
@@ -261,7 +276,8 @@ Plan Planner::run() {
   for (const PlanStep& s : plan_.steps)
     for (int i : s.in) plan_.values[size_t(s.out)].diff |= plan_.values[size_t(i)].diff;
   auto it = ids_.find(g_.output);
-  if (it == ids_.end()) throw InputError(g_.source + ": the output '" + g_.output + "' is never computed");
+  if (it == ids_.end())
+    throw InputError(g_.source + ": the output '" + g_.output + "' is never computed");
   plan_.output = it->second;
   const PlanValue& out = plan_.values[size_t(plan_.output)];
   if (!out.batched()) throw InputError(g_.source + ": the output does not depend on the input");

@@ -20,8 +20,8 @@ void Planner::lower_gemm(const GraphNode& n) {
     fail(n, "B has " + std::to_string(vb.shape.size()) + " dims, expected 2");
   const int64_t in = trans_b ? vb.shape[1] : vb.shape[0], out = trans_b ? vb.shape[0] : vb.shape[1];
   if (in != va.shape[0])
-    fail(n, "A has " + std::to_string(va.shape[0]) + " features but B expects " +
-                std::to_string(in));
+    fail(n,
+         "A has " + std::to_string(va.shape[0]) + " features but B expects " + std::to_string(in));
   PlanStep s = step(n, StepKind::Linear);
   s.in = {a, b};
   s.alpha = alpha;
@@ -37,7 +37,9 @@ void Planner::lower_gemm(const GraphNode& n) {
   if (!has_c) return;
   int c = input(n, 2);
   if (value(c).batched()) fail(n, "C must not depend on the data");
-  if (beta != 1.0) c = binary(n, BinaryKind::Mul, c, add_constant(temp(name, "beta"), {}, {beta}), temp(name, "beta_c"));
+  if (beta != 1.0)
+    c = binary(n, BinaryKind::Mul, c, add_constant(temp(name, "beta"), {}, {beta}),
+               temp(name, "beta_c"));
   binary(n, BinaryKind::Add, y, c, name);
 }
 
@@ -47,7 +49,8 @@ void Planner::lower_matmul(const GraphNode& n) {
   if (va.batched() && vb.batched())
     fail(n, "a product of two data-dependent values is not supported yet");
   if (!va.batched()) fail(n, "only x @ W with x depending on the data is supported");
-  if (vb.shape.size() != 2) fail(n, "the second input has " + std::to_string(vb.shape.size()) + " dims, expected 2");
+  if (vb.shape.size() != 2)
+    fail(n, "the second input has " + std::to_string(vb.shape.size()) + " dims, expected 2");
   if (va.shape.empty()) fail(n, "the first input must have a feature axis");
   if (va.shape.back() != vb.shape[0])
     fail(n, "inner dimensions differ (" + std::to_string(va.shape.back()) + " vs " +
@@ -65,7 +68,8 @@ void Planner::lower_matmul(const GraphNode& n) {
 }
 
 // Window attributes shared by Conv and the pools: kernel, strides, pads, dilations.
-WindowGeom window_geom(const Planner& p, const GraphNode& n, const Shape& x, int64_t kh, int64_t kw) {
+WindowGeom window_geom(const Planner& p, const GraphNode& n, const Shape& x, int64_t kh,
+                       int64_t kw) {
   WindowGeom g;
   g.channels = x[0];
   g.height = x[1];
@@ -75,7 +79,8 @@ WindowGeom window_geom(const Planner& p, const GraphNode& n, const Shape& x, int
   const auto strides = p.attr_ints(n, "strides", {1, 1});
   const auto dil = p.attr_ints(n, "dilations", {1, 1});
   const std::string auto_pad = p.attr_string(n, "auto_pad", "NOTSET");
-  if (auto_pad != "NOTSET" && auto_pad != "VALID") p.fail(n, "auto_pad=" + auto_pad + " is not supported (export with explicit pads)");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID")
+    p.fail(n, "auto_pad=" + auto_pad + " is not supported (export with explicit pads)");
   const auto pads = p.attr_ints(n, "pads", {0, 0, 0, 0});
   if (strides.size() != 2 || dil.size() != 2 || pads.size() != 4)
     p.fail(n, "only 2-D windows are supported (strides, dilations and pads of 2, 2, 4 values)");
@@ -104,14 +109,20 @@ void Planner::lower_conv(const GraphNode& n) {
   const PlanValue &vx = value(x), &vw = value(w);
   if (!vx.batched()) fail(n, "the input must depend on the data");
   if (vw.batched()) fail(n, "a weight that depends on the data is not supported");
-  if (vx.shape.size() != 3) fail(n, "input has " + std::to_string(vx.shape.size() + 1) + " dims, expected 4 (2-D convolution)");
-  if (vw.shape.size() != 4) fail(n, "weight has " + std::to_string(vw.shape.size()) + " dims, expected 4");
+  if (vx.shape.size() != 3)
+    fail(n, "input has " + std::to_string(vx.shape.size() + 1) +
+                " dims, expected 4 (2-D convolution)");
+  if (vw.shape.size() != 4)
+    fail(n, "weight has " + std::to_string(vw.shape.size()) + " dims, expected 4");
   const int64_t group = attr_int(n, "group", 1);
-  if (group != 1) fail(n, "group=" + std::to_string(group) + " convolutions are not supported (only group=1)");
+  if (group != 1)
+    fail(n, "group=" + std::to_string(group) + " convolutions are not supported (only group=1)");
   if (vw.shape[1] != vx.shape[0])
-    fail(n, "weight expects " + std::to_string(vw.shape[1]) + " input channels, the input has " + std::to_string(vx.shape[0]));
+    fail(n, "weight expects " + std::to_string(vw.shape[1]) + " input channels, the input has " +
+                std::to_string(vx.shape[0]));
   const auto ks = attr_ints(n, "kernel_shape", {vw.shape[2], vw.shape[3]});
-  if (ks.size() != 2 || ks[0] != vw.shape[2] || ks[1] != vw.shape[3]) fail(n, "kernel_shape differs from the weight's shape");
+  if (ks.size() != 2 || ks[0] != vw.shape[2] || ks[1] != vw.shape[3])
+    fail(n, "kernel_shape differs from the weight's shape");
   PlanStep s = step(n, StepKind::Conv);
   s.geom = window_geom(*this, n, vx.shape, vw.shape[2], vw.shape[3]);
   s.out_channels = vw.shape[0];
@@ -125,18 +136,23 @@ void Planner::lower_conv(const GraphNode& n) {
   add_step(std::move(s));
   if (!has_bias) return;
   const int b = input(n, 2);
-  if (value(b).batched() || value(b).shape != Shape{oc}) fail(n, "bias must be a [" + std::to_string(oc) + "] parameter or constant");
+  if (value(b).batched() || value(b).shape != Shape{oc})
+    fail(n, "bias must be a [" + std::to_string(oc) + "] parameter or constant");
   binary(n, BinaryKind::Add, y, alias(n, b, {oc, 1, 1}, temp(name, "bias")), name);
 }
 
 void Planner::lower_batchnorm(const GraphNode& n) {
-  const int x = input(n, 0), scale = input(n, 1), bias = input(n, 2), mean = input(n, 3), var = input(n, 4);
+  const int x = input(n, 0), scale = input(n, 1), bias = input(n, 2), mean = input(n, 3),
+            var = input(n, 4);
   const PlanValue& vx = value(x);
-  if (attr_int(n, "training_mode", 0) != 0) fail(n, "training_mode=1 is not supported (export in eval mode)");
-  if (!vx.batched() || vx.shape.empty()) fail(n, "the input must depend on the data and have a channel axis");
+  if (attr_int(n, "training_mode", 0) != 0)
+    fail(n, "training_mode=1 is not supported (export in eval mode)");
+  if (!vx.batched() || vx.shape.empty())
+    fail(n, "the input must depend on the data and have a channel axis");
   const int64_t c = vx.shape[0];
   for (int v : {scale, bias, mean, var})
-    if (value(v).shape != Shape{c}) fail(n, "scale, bias, mean and var must have shape [" + std::to_string(c) + "]");
+    if (value(v).shape != Shape{c})
+      fail(n, "scale, bias, mean and var must have shape [" + std::to_string(c) + "]");
   if (value(mean).cls != ValueClass::Constant || value(var).cls != ValueClass::Constant)
     fail(n, "the running mean and variance must be constants");
   const double eps = attr_float(n, "epsilon", 1e-5);
@@ -152,9 +168,11 @@ void Planner::lower_batchnorm(const GraphNode& n) {
   }
   const int inv_c = add_constant(temp(name, "inv_std"), per_channel, inv);
   const int mean_c = add_constant(temp(name, "mean"), per_channel, mean_v);
-  const int a = binary(n, BinaryKind::Mul, alias(n, scale, per_channel, temp(name, "scale")), inv_c, temp(name, "a"));
+  const int a = binary(n, BinaryKind::Mul, alias(n, scale, per_channel, temp(name, "scale")), inv_c,
+                       temp(name, "a"));
   const int ma = binary(n, BinaryKind::Mul, mean_c, a, temp(name, "mean_a"));
-  const int cc = binary(n, BinaryKind::Sub, alias(n, bias, per_channel, temp(name, "bias")), ma, temp(name, "c"));
+  const int cc = binary(n, BinaryKind::Sub, alias(n, bias, per_channel, temp(name, "bias")), ma,
+                        temp(name, "c"));
   binary(n, BinaryKind::Add, binary(n, BinaryKind::Mul, x, a, temp(name, "xa")), cc, name);
 }
 

@@ -6,12 +6,14 @@
 
 namespace hspec::planning {
 
-WindowGeom window_geom(const Planner& p, const GraphNode& n, const Shape& x, int64_t kh, int64_t kw);
+WindowGeom window_geom(const Planner& p, const GraphNode& n, const Shape& x, int64_t kh,
+                       int64_t kw);
 
 void Planner::lower_pool(const GraphNode& n) {
   const int x = input(n, 0);
   const PlanValue& vx = value(x);
-  if (!vx.batched() || vx.shape.size() != 3) fail(n, "the input must depend on the data and be 4-D [N, C, H, W]");
+  if (!vx.batched() || vx.shape.size() != 3)
+    fail(n, "the input must depend on the data and be 4-D [N, C, H, W]");
   if (n.op == "GlobalAveragePool") {
     reduce_mean(n, x, {2, 3}, true, n.outputs[0]);
     return;
@@ -20,8 +22,10 @@ void Planner::lower_pool(const GraphNode& n) {
   if (ks.size() != 2) fail(n, "kernel_shape must have 2 values (2-D pooling)");
   PlanStep s = step(n, n.op == "MaxPool" ? StepKind::MaxPool : StepKind::AvgPool);
   s.geom = window_geom(*this, n, vx.shape, ks[0], ks[1]);
-  if (n.op == "MaxPool" && attr_int(n, "storage_order", 0) != 0) fail(n, "storage_order=1 is not supported");
-  if (n.op == "AveragePool" && (s.geom.dh != 1 || s.geom.dw != 1)) fail(n, "dilations are not supported for AveragePool");
+  if (n.op == "MaxPool" && attr_int(n, "storage_order", 0) != 0)
+    fail(n, "storage_order=1 is not supported");
+  if (n.op == "AveragePool" && (s.geom.dh != 1 || s.geom.dw != 1))
+    fail(n, "dilations are not supported for AveragePool");
   s.count_include_pad = attr_int(n, "count_include_pad", 0) != 0;
   s.in = {x};
   s.out = add_value(n.outputs[0], ValueClass::Data, {vx.shape[0], s.geom.out_h, s.geom.out_w});
@@ -103,7 +107,9 @@ void Planner::lower_shape(const GraphNode& n) {
       axes = normalize_axes(n, v, axes, rank);
       for (int64_t i = 0; i < rank; ++i) {
         const bool drop = std::count(axes.begin(), axes.end(), i) > 0;
-        if (drop && full[size_t(i)] != 1) fail(n, "cannot squeeze axis " + std::to_string(i) + " of extent " + std::to_string(full[size_t(i)]));
+        if (drop && full[size_t(i)] != 1)
+          fail(n, "cannot squeeze axis " + std::to_string(i) + " of extent " +
+                      std::to_string(full[size_t(i)]));
         if (!drop) out.push_back(full[size_t(i)]);
       }
     } else {

@@ -54,7 +54,8 @@ void derivatives(UnaryKind f, T x, T* v) {
     case UnaryKind::GeluTanh: {
       // 0.5 x (1 + tanh(u)), u = c (x + 0.044715 x^3).
       const T c = T(0.79788456080286535588), a = T(0.044715);
-      const T u = c * (x + a * x * x * x), du = c * (T(1) + T(3) * a * x * x), ddu = c * T(6) * a * x;
+      const T u = c * (x + a * x * x * x), du = c * (T(1) + T(3) * a * x * x),
+              ddu = c * T(6) * a * x;
       const T t = std::tanh(u), s = T(1) - t * t;
       v[0] = T(0.5) * x * (T(1) + t);
       v[1] = T(0.5) * (T(1) + t) + T(0.5) * x * s * du;
@@ -181,7 +182,8 @@ void CpuCompute<T>::axpy(int64_t n, T alpha, const T* x, T* y, bool accumulate) 
 template <class T>
 void CpuCompute<T>::copy_2d(const T* src, int64_t ld_src, T* dst, int64_t ld_dst, int64_t rows,
                             int64_t cols, bool accumulate) {
-  for (int64_t j = 0; j < cols; ++j) axpy(rows, T(1), src + j * ld_src, dst + j * ld_dst, accumulate);
+  for (int64_t j = 0; j < cols; ++j)
+    axpy(rows, T(1), src + j * ld_src, dst + j * ld_dst, accumulate);
 }
 template <class T>
 bool CpuCompute<T>::all_finite(const T* x, int64_t n) {
@@ -193,13 +195,13 @@ bool CpuCompute<T>::all_finite(const T* x, int64_t n) {
 template <class T>
 void CpuCompute<T>::gemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha,
                                  const T* A, int64_t lda, int64_t sa, const T* B, int64_t ldb,
-                                 int64_t sb, T beta, T* C, int64_t ldc, int64_t sc,
-                                 int64_t batch) {
+                                 int64_t sb, T beta, T* C, int64_t ldc, int64_t sc, int64_t batch) {
   if (m == 0 || n == 0) return;
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T on the same arrays.
   for (int64_t b = 0; b < batch; ++b)
-    blas::gemm(tb ? 'T' : 'N', ta ? 'T' : 'N', n, m, k, alpha, B + b * sb, std::max<int64_t>(ldb, 1),
-               A + b * sa, std::max<int64_t>(lda, 1), beta, C + b * sc, std::max<int64_t>(ldc, 1));
+    blas::gemm(tb ? 'T' : 'N', ta ? 'T' : 'N', n, m, k, alpha, B + b * sb,
+               std::max<int64_t>(ldb, 1), A + b * sa, std::max<int64_t>(lda, 1), beta, C + b * sc,
+               std::max<int64_t>(ldc, 1));
 }
 
 template <class T>

@@ -33,10 +33,8 @@ class CpuCompute final : public Compute<T> {
                     bool accumulate) override;
   void reduce_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                  bool accumulate) override;
-  void im2col(const T* x, T* cols, const WindowGeom& g, int64_t groups,
-              int64_t per_group) override;
-  void col2im(const T* cols, T* x, const WindowGeom& g, int64_t groups,
-              int64_t per_group) override;
+  void im2col(const T* x, T* cols, const WindowGeom& g, int64_t groups, int64_t per_group) override;
+  void col2im(const T* cols, T* x, const WindowGeom& g, int64_t groups, int64_t per_group) override;
   void maxpool(const T* x, T* y, int64_t* argmax, const WindowGeom& g, int64_t batch) override;
   void maxpool_gather(const T* x, T* y, const int64_t* argmax, const WindowGeom& g, int64_t batch,
                       int64_t reps) override;

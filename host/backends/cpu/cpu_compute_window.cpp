@@ -86,8 +86,7 @@ void CpuCompute<T>::col2im(const T* cols, T* x, const WindowGeom& g, int64_t gro
 }
 
 template <class T>
-void CpuCompute<T>::maxpool(const T* x, T* y, int64_t* argmax, const WindowGeom& g,
-                            int64_t batch) {
+void CpuCompute<T>::maxpool(const T* x, T* y, int64_t* argmax, const WindowGeom& g, int64_t batch) {
   const int64_t planes = batch * g.channels, IP = g.in_plane(), OP = g.out_plane();
   for (int64_t p = 0; p < planes; ++p) {
     const T* xs = x + p * IP;
@@ -164,8 +163,8 @@ WindowRange window_range(const WindowGeom& g, int64_t oh, int64_t ow, bool inclu
 }  // namespace
 
 template <class T>
-void CpuCompute<T>::avgpool(const T* x, T* y, const WindowGeom& g, bool include_pad,
-                            int64_t batch, bool accumulate) {
+void CpuCompute<T>::avgpool(const T* x, T* y, const WindowGeom& g, bool include_pad, int64_t batch,
+                            bool accumulate) {
   const int64_t planes = batch * g.channels, IP = g.in_plane(), OP = g.out_plane();
   for (int64_t oh = 0; oh < g.out_h; ++oh)
     for (int64_t ow = 0; ow < g.out_w; ++ow) {
@@ -261,19 +260,19 @@ void CpuCompute<T>::loss_curvature(Loss loss, const T* curv, const T* rz, T* out
 }
 
 // The members defined here (the class itself is instantiated in cpu_compute.cpp).
-#define HSPEC_WINDOW_MEMBERS(T)                                                              \
-  template void CpuCompute<T>::im2col(const T*, T*, const WindowGeom&, int64_t, int64_t);    \
-  template void CpuCompute<T>::col2im(const T*, T*, const WindowGeom&, int64_t, int64_t);    \
-  template void CpuCompute<T>::maxpool(const T*, T*, int64_t*, const WindowGeom&, int64_t);  \
-  template void CpuCompute<T>::maxpool_gather(const T*, T*, const int64_t*, const WindowGeom&, \
-                                              int64_t, int64_t);                             \
-  template void CpuCompute<T>::maxpool_scatter(const T*, T*, const int64_t*,                 \
-                                               const WindowGeom&, int64_t, int64_t);         \
-  template void CpuCompute<T>::avgpool(const T*, T*, const WindowGeom&, bool, int64_t, bool);  \
+#define HSPEC_WINDOW_MEMBERS(T)                                                                 \
+  template void CpuCompute<T>::im2col(const T*, T*, const WindowGeom&, int64_t, int64_t);       \
+  template void CpuCompute<T>::col2im(const T*, T*, const WindowGeom&, int64_t, int64_t);       \
+  template void CpuCompute<T>::maxpool(const T*, T*, int64_t*, const WindowGeom&, int64_t);     \
+  template void CpuCompute<T>::maxpool_gather(const T*, T*, const int64_t*, const WindowGeom&,  \
+                                              int64_t, int64_t);                                \
+  template void CpuCompute<T>::maxpool_scatter(const T*, T*, const int64_t*, const WindowGeom&, \
+                                               int64_t, int64_t);                               \
+  template void CpuCompute<T>::avgpool(const T*, T*, const WindowGeom&, bool, int64_t, bool);   \
   template void CpuCompute<T>::avgpool_adjoint(const T*, T*, const WindowGeom&, bool, int64_t); \
   template double CpuCompute<T>::loss_forward(Loss, const T*, int64_t, int64_t, const int64_t*, \
-                                              const T*, T, T*, T*, int64_t*);                \
-  template void CpuCompute<T>::loss_curvature(Loss, const T*, const T*, T*, int64_t, int64_t,  \
+                                              const T*, T, T*, T*, int64_t*);                   \
+  template void CpuCompute<T>::loss_curvature(Loss, const T*, const T*, T*, int64_t, int64_t,   \
                                               int64_t, T);
 HSPEC_WINDOW_MEMBERS(float)
 HSPEC_WINDOW_MEMBERS(double)

@@ -25,7 +25,7 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
 // else half of RAM) and the eigen solve (Lanczos, or exact mode with LAPACK).
 uint64_t analyze_memory_budget(const AnalyzeOptions& opt);
 template <class T>
-void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space,
-                        const AnalyzeOptions& opt, const LanczosOptions& lo, AnalyzeReport& rep);
+void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
+                        const LanczosOptions& lo, AnalyzeReport& rep);
 
 }  // namespace hspec

@@ -123,8 +123,8 @@ class Compute {
   virtual void maxpool_scatter(const T* gy, T* gx, const int64_t* argmax, const WindowGeom& g,
                                int64_t batch, int64_t reps) = 0;
   // Average over windows, counting padding cells when count_include_pad (ONNX semantics).
-  virtual void avgpool(const T* x, T* y, const WindowGeom& g, bool count_include_pad,
-                       int64_t batch, bool accumulate) = 0;
+  virtual void avgpool(const T* x, T* y, const WindowGeom& g, bool count_include_pad, int64_t batch,
+                       bool accumulate) = 0;
   virtual void avgpool_adjoint(const T* gy, T* gx, const WindowGeom& g, bool count_include_pad,
                                int64_t batch) = 0;
 

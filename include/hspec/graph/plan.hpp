@@ -66,16 +66,16 @@ struct Plan {
   std::vector<PlanValue> values;
   std::vector<PlanStep> steps;
   int input = -1, output = -1;
-  std::vector<int> params;              // value ids of the parameters, in flat order
-  std::vector<int64_t> param_offset;    // offset of each in the flat vector
+  std::vector<int> params;            // value ids of the parameters, in flat order
+  std::vector<int64_t> param_offset;  // offset of each in the flat vector
   int64_t num_params = 0;
-  int64_t output_dim = 0;               // per-sample elements of the output
+  int64_t output_dim = 0;  // per-sample elements of the output
   // Per-sample element counts for memory planning: all Data values, and the largest
   // per-sample workspace a step needs (im2col columns, broadcast temporaries).
   int64_t data_elems_per_sample = 0;
   int64_t workspace_per_sample = 0;
   int64_t argmax_per_sample = 0;
-  int64_t param_value_elems = 0;        // all Param-class values together
+  int64_t param_value_elems = 0;  // all Param-class values together
 };
 
 // Infers shapes and classes and lowers the graph; InputError naming the node, the op and
