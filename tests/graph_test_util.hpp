@@ -189,7 +189,7 @@ inline double rel_err(const std::vector<double>& a, const std::vector<double>& b
 
 // The full check for one graph: backward against finite differences of the loss, the
 // Hessian product against finite differences of the gradient along two directions, the
-// symmetry u.Hv = v.Hu, k batched directions against single products, fp32 against fp64.
+// symmetry u.Hv = v.Hu, k batched directions against single products, chunked against whole, fp32 against fp64.
 inline void check_graph(const Graph& g, const Dataset& ds, Loss loss, double tol = 1e-6) {
   GraphCurvatureOperator<double> op(g, ds, gopt(loss, Curvature::Hessian, 3));
   const int64_t P = op.dim();
@@ -209,6 +209,11 @@ inline void check_graph(const Graph& g, const Dataset& ds, Loss loss, double tol
         << "Hv vs finite differences, direction " << j;
     EXPECT_LT(rel_err(apply_block(op, v, 1), got), 1e-12) << "batched vs single product";
   }
+  // Chunks of 2 samples (each with its own cached primal pass) give the same products.
+  GraphOperatorOptions chunked = gopt(loss, Curvature::Hessian, 3);
+  chunked.chunk = 2;
+  GraphCurvatureOperator<double> opc(g, ds, chunked);
+  EXPECT_LT(rel_err(apply_block(opc, block, 3), hv), 1e-12) << "chunked vs whole";
   // fp32: the same rules in single precision, close to fp64.
   GraphCurvatureOperator<float> op32(g, ds, gopt(loss, Curvature::Hessian, 3));
   EXPECT_LT(rel_err(apply_block(op32, block, 3), hv), 2e-4) << "fp32 vs fp64 products";

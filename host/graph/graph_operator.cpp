@@ -25,7 +25,7 @@ struct GraphCurvatureOperator<T>::Chunk {
 // What every pass shares: non-Data values, the tangent buffers, the data and scratch.
 template <class T>
 struct GraphCurvatureOperator<T>::State {
-  std::vector<Buffer<T>> pval, padj, ptan, pradj;  // per value id: Param/Constant owners
+  std::vector<Buffer<T>> pval, ptan, pradj;  // per value id: Param/Constant owners
   std::vector<Buffer<T>> dtan, dradj;              // per value id: Data owners (tangent pass)
   std::vector<Buffer<T>> slots;                    // rule scratch
   Buffer<T> inputs, targets;
@@ -88,7 +88,6 @@ GraphCurvatureOperator<T>::GraphCurvatureOperator(const Graph& graph, const Data
   const size_t V = plan_.values.size();
   State& s = *st_;
   s.pval.resize(V);
-  s.padj.resize(V);
   s.ptan.resize(V);
   s.pradj.resize(V);
   s.dtan.resize(V);
@@ -101,7 +100,6 @@ GraphCurvatureOperator<T>::GraphCurvatureOperator(const Graph& graph, const Data
       const std::vector<T> h(pv.host.begin(), pv.host.end());
       cx_->upload(h.data(), s.pval[v].data(), pv.numel());
     }
-    if (pv.diff) s.padj[v] = cx_->template alloc<T>(pv.numel());
   }
   const std::vector<T> in(data.inputs.begin(), data.inputs.end());
   s.inputs = cx_->template alloc<T>(int64_t(in.size()));
@@ -163,8 +161,11 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
     if (pv.storage != int(v)) continue;
     if (!pv.batched()) {
       p.val[v] = s.pval[v].data();
-      p.adj[v] = s.padj[v].data();
-      if (pv.diff) cx_->fill(p.adj[v], pv.numel(), T(0));
+      if (pv.diff) {  // per chunk: the second-order terms need this chunk's adjoint
+        cx_->ensure(c.adj[v], pv.numel());
+        p.adj[v] = c.adj[v].data();
+        cx_->fill(p.adj[v], pv.numel(), T(0));
+      }
       continue;
     }
     if (int(v) == plan_.input) {
@@ -260,7 +261,7 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
         data ? (int(v) == plan_.input ? s.inputs.data() + c.first * pv.numel() : c.val[v].data())
              : s.pval[v].data();
     if (!pv.diff) continue;
-    p.adj[v] = data ? c.adj[v].data() : s.padj[v].data();
+    p.adj[v] = c.adj[v].data();
     const int64_t size = k * (data ? n : 1) * pv.numel();
     Buffer<T>& tb = data ? s.dtan[v] : s.ptan[v];
     Buffer<T>& rb = data ? s.dradj[v] : s.pradj[v];
