@@ -5,6 +5,8 @@
 // safetensors file, so bench/graph_vs_torch.py can check and time PyTorch on the same.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <ctime>
 #include <cstdio>
 #include <string>
 #include <vector>

@@ -5,8 +5,8 @@ data and directions that `hspec_bench_graph --dump FILE` wrote, against hspec's 
 
 Prints the relative difference of the products and of the gradient, and the median ms of
 (a) a full product (forward, gradient with create_graph, backward of g.v) and (b) the
-second backward alone on a retained graph, for one direction and for a block of 8 (vmap-free:
-8 directions are 8 backward passes, as torch.autograd.grad has no batched form here).
+second backward alone on a retained graph, for one direction and for a block of 8 (8
+backward passes), per product: wall and process CPU time.
 """
 import argparse
 import json
@@ -23,7 +23,10 @@ def main():
     ap.add_argument("file")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
     a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     dt = getattr(torch, a.dtype)
     t = load_file(a.file)
     with safe_open(a.file, "pt") as f:
@@ -65,16 +68,18 @@ def main():
     ref = t["products"].double()
     rel = lambda u, v: float((u - v).norm() / v.norm())
     res = {"dtype": a.dtype, "threads": torch.get_num_threads(), "samples": int(x.shape[0]),
-           "loss_torch": float(loss), "rel_diff_products": rel(ref, hv),
+           "loss_torch": float(loss.detach()), "rel_diff_products": rel(ref, hv),
            "rel_diff_gradient": rel(t["gradient"].double(), gflat)}
 
-    def median_ms(fn):
-        ts = []
+    def median_ms(fn, k):
+        # wall and process CPU time per product (CPU time is less disturbed on a shared machine)
+        wall, cpu = [], []
         for _ in range(a.reps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            ts.append(1e3 * (time.perf_counter() - t0))
-        return sorted(ts)[len(ts) // 2]
+            cpu.append(1e3 * (time.process_time() - c0) / k)
+            wall.append(1e3 * (time.perf_counter() - t0) / k)
+        return sorted(wall)[len(wall) // 2], sorted(cpu)[len(cpu) // 2]
 
     def full(k):
         l = loss_fn()
@@ -87,8 +92,8 @@ def main():
             torch.autograd.grad(g, params, grad_outputs=split(dirs[j]), retain_graph=True)
 
     for k in (1, 8):
-        res[f"ms_full_block{k}"] = median_ms(lambda: full(k))
-        res[f"ms_second_backward_block{k}"] = median_ms(lambda: second(k))
+        res[f"full_block{k}_wall_cpu_ms_per_product"] = median_ms(lambda: full(k), k)
+        res[f"second_backward_block{k}_wall_cpu_ms_per_product"] = median_ms(lambda: second(k), k)
     print(json.dumps(res))
 
 
