@@ -121,6 +121,10 @@ TEST(GraphAnalyze, GraphModelsAreRecognised) {
   const std::string magic = testutil::scratch("graph_", "model.bin");
   std::ofstream(magic, std::ios::binary) << '\x08' << '\x07';
   EXPECT_TRUE(is_graph_model(magic));
+  // A safetensors file whose header length's low byte is 0x08 is still not ONNX.
+  const std::string st = testutil::scratch("graph_", "len8.safetensors.bin");
+  std::ofstream(st, std::ios::binary) << std::string("\x08\x01\0\0\0\0\0\0{", 9);
+  EXPECT_FALSE(is_graph_model(st));
   // run_analyze sends .onnx files to the ONNX importer (absent from this build: it says so).
   AnalyzeOptions o = options(f);
   o.model_path = magic;

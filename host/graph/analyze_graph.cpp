@@ -92,9 +92,14 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
 
 bool is_graph_model(const std::string& path) {
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0) return true;
+  // A safetensors file starts with its header length (8 bytes, little-endian, whose low
+  // byte may well be 0x08) and then '{'; an ONNX ModelProto with the varint tag 0x08.
   std::ifstream f(path, std::ios::binary);
-  char c = 0;
-  return f.get(c) && static_cast<unsigned char>(c) == 0x08;
+  char head[9] = {0};
+  f.read(head, sizeof head);
+  if (f.gcount() < 2) return false;
+  if (f.gcount() == 9 && head[8] == '{') return false;
+  return static_cast<unsigned char>(head[0]) == 0x08;
 }
 
 AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
