@@ -87,10 +87,11 @@ Graph resnet(int64_t width) {
 }
 
 template <class T>
-void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump) {
+void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, uint64_t budget) {
   GraphOperatorOptions o;
   o.loss = Loss::CE;
   o.max_block = 8;
+  o.memory_budget = budget;
   const auto t0 = Clock::now();
   GraphCurvatureOperator<T> op(g, ds, o);
   const double setup = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -113,10 +114,10 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump) {
     std::printf(
         "{\"precision\": \"%s\", \"params\": %lld, \"samples\": %lld, \"block\": %lld, "
         "\"wall_ms_per_product\": %.2f, \"cpu_ms_per_product\": %.2f, \"setup_s\": %.3f, "
-        "\"loss\": %.10g, \"chunk\": %lld}\n",
+        "\"loss\": %.10g, \"chunk\": %lld, \"primal_cached\": %s}\n",
         sizeof(T) == 4 ? "fp32" : "fp64", (long long)P, (long long)ds.n, (long long)k,
         ms[ms.size() / 2] / double(k), cpu[cpu.size() / 2] / double(k), setup, op.loss_value(),
-        (long long)op.chunk_size());
+        (long long)op.chunk_size(), op.primal_cached() ? "true" : "false");
     std::fflush(stdout);
   }
   if (dump.empty()) return;
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
   std::string dump, precision = "fp32";
   int64_t samples = 1024, width = 16;
   int reps = 5;
+  uint64_t budget = 2ull << 30;  // the operator's default; --budget-mib to change
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--dump")
@@ -150,6 +152,8 @@ int main(int argc, char** argv) {
       samples = std::stoll(v);
     else if (a == "--width")
       width = std::stoll(v);
+    else if (a == "--budget-mib")
+      budget = std::stoull(v) << 20;
     else if (a == "--reps")
       reps = std::stoi(v);
   }
@@ -161,8 +165,8 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < samples * ds.d; ++i) ds.inputs.push_back(float(rng::uniform(11, 0, i)));
   for (int64_t i = 0; i < samples; ++i) ds.labels.push_back(int64_t(rng::bits(11, 1, i) % 10));
   if (precision == "fp64")
-    run<double>(g, ds, reps, dump);
+    run<double>(g, ds, reps, dump, budget);
   else
-    run<float>(g, ds, reps, dump);
+    run<float>(g, ds, reps, dump, budget);
   return 0;
 }
