@@ -201,6 +201,9 @@ TEST(GraphOps, UnsupportedInputsAreInputErrors) {
     EXPECT_NE(std::string(e.what()).find("weight has 3 dims, expected 4"), std::string::npos)
         << e.what();
   }
+  Graph nan = mlp_with("Tanh", 3, 4, 2, 85);
+  nan.initializers["w1"].values[2] = std::nan("");
+  EXPECT_THROW(make_plan(nan), InputError);
   Builder d({3}, 84);
   d.node("Gemm", {"x", d.param("w", {2, 3}, 1.0)}, "z").attrs["transB"] = attr_i(1);
   d.node("Div", {d.constant("one", {}, {1.0}), "z"}, "y");

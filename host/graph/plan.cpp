@@ -2,6 +2,7 @@
 // node lowered in topological order; the builders several ops share (broadcast binary ops,
 // aliases, means) and the memory figures the operator's chunking uses.
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "planner.hpp"
@@ -257,6 +258,10 @@ Plan Planner::run() {
       int_consts_[name] = &t;
       continue;
     }
+    for (size_t i = 0; i < t.values.size(); ++i)
+      if (!std::isfinite(t.values[i]))
+        throw InputError(g_.source + ": initializer '" + name + "' holds NaN/Inf at index " +
+                         std::to_string(i));
     if (int64_t(t.values.size()) != t.numel())
       throw InputError(g_.source + ": initializer '" + name + "' has the wrong number of values");
     add_value(name, params.count(name) ? ValueClass::Param : ValueClass::Constant, t.shape,
