@@ -89,6 +89,35 @@ TEST(GraphOperator, LeastSquaresClosedForm) {
   expect_close(hvptest::dense_from_operator(op), ref, 1e-12);
 }
 
+TEST(GraphOperator, SoftmaxRegressionClosedForm) {
+  const int64_t d = 3, C = 4, n = 25;
+  const Model m = hvptest::make_mlp({d, C}, Activation::Identity, 15);
+  const Dataset ds = hvptest::make_data(n, d, Loss::CE, C, 16);
+  const int64_t p = C * (d + 1);
+  auto flat = [&](int64_t o, int64_t i) { return i < d ? o * d + i : C * d + o; };
+  // H = (1/N) sum (diag(q) - q q^T) (x) [x;1][x;1]^T, q = softmax(W x + b).
+  Dense ref(size_t(p * p), 0.0);
+  for (int64_t s = 0; s < n; ++s) {
+    const auto z = hvptest::ref_forward(m, ds.inputs.data() + s * d, nullptr);
+    double zmax = z[0], sum = 0;
+    for (double v : z) zmax = std::max(zmax, v);
+    for (double v : z) sum += std::exp(v - zmax);
+    std::vector<double> q(static_cast<size_t>(C));
+    std::vector<double> x(ds.inputs.begin() + s * d, ds.inputs.begin() + (s + 1) * d);
+    for (int64_t o = 0; o < C; ++o) q[size_t(o)] = std::exp(z[size_t(o)] - zmax) / sum;
+    x.push_back(1.0);
+    for (int64_t o = 0; o < C; ++o)
+      for (int64_t o2 = 0; o2 < C; ++o2)
+        for (int64_t i = 0; i <= d; ++i)
+          for (int64_t j = 0; j <= d; ++j)
+            ref[size_t(flat(o, i) + flat(o2, j) * p)] +=
+                ((o == o2 ? q[size_t(o)] : 0.0) - q[size_t(o)] * q[size_t(o2)]) * x[size_t(i)] *
+                x[size_t(j)] / double(n);
+  }
+  GraphCurvatureOperator<double> op(graph_from_mlp(m), ds, gopt(Loss::CE, Curvature::Hessian, 5));
+  expect_close(hvptest::dense_from_operator(op), ref, 1e-12);
+}
+
 // x [2, 5, 5] -> Conv(3 out, 3x3, pad 1) -> Relu -> MaxPool 2x2 -> Flatten -> Gemm -> [out]
 Graph small_cnn(int64_t out, uint64_t seed) {
   Builder b({2, 5, 5}, seed);
