@@ -118,6 +118,28 @@ TEST(GraphOperator, SoftmaxRegressionClosedForm) {
   expect_close(hvptest::dense_from_operator(op), ref, 1e-12);
 }
 
+TEST(GraphOperator, AliasedOutputInEveryMode) {
+  // The loss applied to an alias (Reshape of the last Gemm), cached and recomputed.
+  Builder b({4}, 61);
+  b.node("Gemm", {"x", b.param("w", {6, 4}, 0.5)}, "z").attrs["transB"] = attr_i(1);
+  b.node("Tanh", {"z"}, "t");
+  b.node("Gemm", {"t", b.param("w2", {3, 6}, 0.5)}, "u").attrs["transB"] = attr_i(1);
+  b.node("Reshape", {"u", b.ints("shape", {-1, 3})}, "y");
+  const Dataset ds = graphtest::data(9, 4, Loss::CE, 3, 62);
+  const auto x = graphtest::gauss(6 * 4 + 3 * 6, 63, 0);
+  for (Curvature c : {Curvature::Hessian, Curvature::GGN}) {
+    GraphCurvatureOperator<double> whole(b.g, ds, gopt(Loss::CE, c, 1));
+    GraphOperatorOptions o = gopt(Loss::CE, c, 1);
+    o.chunk = 2;
+    o.memory_budget = 256;
+    GraphCurvatureOperator<double> recomputed(b.g, ds, o);
+    EXPECT_FALSE(recomputed.primal_cached());
+    EXPECT_LT(graphtest::rel_err(graphtest::apply_block(recomputed, x, 1),
+                                 graphtest::apply_block(whole, x, 1)),
+              1e-13);
+  }
+}
+
 // x [2, 5, 5] -> Conv(3 out, 3x3, pad 1) -> Relu -> MaxPool 2x2 -> Flatten -> Gemm -> [out]
 Graph small_cnn(int64_t out, uint64_t seed) {
   Builder b({2, 5, 5}, seed);
@@ -237,6 +259,16 @@ TEST(GraphOperator, ChunkedEqualsUnchunkedAndFp32CloseToFp64) {
   EXPECT_LT(graphtest::rel_err(recomputed.gradient(), whole.gradient()), 1e-13);
   EXPECT_LT(graphtest::rel_err(graphtest::apply_block(single, x, 4), ref), 1e-5);
   EXPECT_NEAR(single.loss_value(), whole.loss_value(), 1e-6);
+  // Gauss-Newton keeps no primal adjoints and skips the backward pass when recomputing.
+  GraphCurvatureOperator<double> ggn(g, ds, gopt(Loss::CE, Curvature::GGN, 4));
+  GraphOperatorOptions og = o;
+  og.curvature = Curvature::GGN;
+  GraphCurvatureOperator<double> ggn_recomputed(g, ds, og);
+  EXPECT_FALSE(ggn_recomputed.primal_cached());
+  EXPECT_LT(graphtest::rel_err(graphtest::apply_block(ggn_recomputed, x, 4),
+                               graphtest::apply_block(ggn, x, 4)),
+            1e-13);
+  EXPECT_LT(graphtest::rel_err(ggn_recomputed.gradient(), whole.gradient()), 1e-13);
 }
 
 }  // namespace

@@ -39,7 +39,8 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
   const double want = std::min<double>(lo.top, n) + std::min<double>(lo.bottom, n);
   const double md = double(m);
   const double basis = t * n * (2 * md + 2 * b + want) + 8.0 * 3 * md * md;
-  const GraphMemory gm = graph_memory(plan, max_block, sizeof(T));
+  const GraphMemory gm = graph_memory(plan, max_block, sizeof(T),
+                                      parse_curvature(opt.curvature) == Curvature::Hessian);
   const double fixed = t * (double(ds.inputs.size() + ds.targets.size()) + n +
                             2.0 * double(plan.param_value_elems)) +
                        8.0 * double(ds.labels.size()) + 8.0 * n +

@@ -26,8 +26,9 @@ struct GraphCurvatureOperator<T>::Chunk {
 template <class T>
 struct GraphCurvatureOperator<T>::State {
   std::vector<Buffer<T>> pval, ptan, pradj;  // per value id: Param/Constant owners
-  std::vector<Buffer<T>> dtan, dradj;              // per value id: Data owners (tangent pass)
-  std::vector<Buffer<T>> slots;                    // rule scratch
+  std::vector<Buffer<T>> dtan, dradj;        // per value id: Data owners (tangent pass)
+  std::vector<Buffer<T>> gadj;               // per value id: primal adjoints of a Gauss-Newton run
+  std::vector<Buffer<T>> slots;              // rule scratch
   Buffer<T> inputs, targets;
   Buffer<int64_t> labels;
 };
@@ -60,7 +61,7 @@ void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss) {
                        ") for loss " + loss_name(loss));
 }
 
-GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem) {
+GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem, bool hessian) {
   GraphMemory m;
   const uint64_t e = elem, k = uint64_t(std::max<int64_t>(max_block, 1));
   const uint64_t data = uint64_t(plan.data_elems_per_sample),
@@ -110,7 +111,8 @@ GraphCurvatureOperator<T>::GraphCurvatureOperator(const Graph& graph, const Data
   s.targets = cx_->template alloc<T>(int64_t(tg.size()));
   cx_->upload(tg.data(), s.targets.data(), int64_t(tg.size()));
 
-  const GraphMemory mem = graph_memory(plan_, opt_.max_block, sizeof(T));
+  const GraphMemory mem =
+      graph_memory(plan_, opt_.max_block, sizeof(T), opt_.curvature == Curvature::Hessian);
   if (opt_.chunk > 0) {
     chunk_ = std::min(opt_.chunk, n_);
   } else {
@@ -149,8 +151,15 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
   c.first = first;
   c.n = n;
   c.val.resize(V);
-  c.adj.resize(V);
   c.argmax.resize(plan_.steps.size());
+  // The Hessian's second-order terms read this chunk's primal adjoints, so they are kept
+  // with the chunk; the Gauss-Newton matrix needs them only for the gradient (constructor),
+  // in shared scratch, and not at all when apply() recomputes a chunk.
+  const bool hessian = opt_.curvature == Curvature::Hessian;
+  const bool backward = accumulate || hessian;
+  std::vector<Buffer<T>>& adj = hessian ? c.adj : s.gadj;
+  adj.resize(V);
+  const int out_storage = plan_.values[size_t(plan_.output)].storage;
   Pass<T> p(*cx_, plan_);
   p.n = n;
   p.slots = &s.slots;
@@ -159,26 +168,22 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
   for (size_t v = 0; v < V; ++v) {
     const PlanValue& pv = plan_.values[v];
     if (pv.storage != int(v)) continue;
+    const int64_t count = (pv.batched() ? n : 1) * pv.numel();
+    if (pv.diff && (backward || int(v) == out_storage)) {  // the loss writes its gradient
+      cx_->ensure(adj[v], count);
+      p.adj[v] = adj[v].data();
+      cx_->fill(p.adj[v], count, T(0));
+    }
     if (!pv.batched()) {
       p.val[v] = s.pval[v].data();
-      if (pv.diff) {  // per chunk: the second-order terms need this chunk's adjoint
-        cx_->ensure(c.adj[v], pv.numel());
-        p.adj[v] = c.adj[v].data();
-        cx_->fill(p.adj[v], pv.numel(), T(0));
-      }
       continue;
     }
     if (int(v) == plan_.input) {
       p.val[v] = s.inputs.data() + first * pv.numel();
       continue;
     }
-    cx_->ensure(c.val[v], n * pv.numel());
+    cx_->ensure(c.val[v], count);
     p.val[v] = c.val[v].data();
-    if (pv.diff) {
-      cx_->ensure(c.adj[v], n * pv.numel());
-      p.adj[v] = c.adj[v].data();
-      cx_->fill(p.adj[v], n * pv.numel(), T(0));
-    }
   }
   for (size_t v = 0; v < V; ++v) {
     p.val[v] = p.val[size_t(plan_.values[v].storage)];
@@ -200,7 +205,7 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
       opt_.loss, p.val[out], n, plan_.output_dim, s.labels.data() + (s.labels.size ? first : 0),
       s.targets.data() + (s.targets.size ? first * plan_.output_dim : 0), T(1.0 / double(n_)),
       p.adj[out], c.curv.data(), &correct);
-  for (size_t i = plan_.steps.size(); i-- > 0;)
+  for (size_t i = plan_.steps.size(); i-- > 0 && backward;)
     if (plan_.values[size_t(plan_.steps[i].out)].diff)
       graph_ops::step_backward(p, plan_.steps[i], i, 1, p.adj);
   if (!accumulate) return;
@@ -261,7 +266,7 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
         data ? (int(v) == plan_.input ? s.inputs.data() + c.first * pv.numel() : c.val[v].data())
              : s.pval[v].data();
     if (!pv.diff) continue;
-    p.adj[v] = c.adj[v].data();
+    p.adj[v] = c.adj.empty() ? nullptr : c.adj[v].data();  // empty for Gauss-Newton
     const int64_t size = k * (data ? n : 1) * pv.numel();
     Buffer<T>& tb = data ? s.dtan[v] : s.ptan[v];
     Buffer<T>& rb = data ? s.dradj[v] : s.pradj[v];

@@ -28,14 +28,15 @@ struct GraphOperatorOptions {
 // size). InputError naming the data source or the model.
 void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss);
 
-// Bytes per sample the operator holds: the cached primal pass (values, adjoints, argmax,
-// output curvature) and the tangent pass for `max_block` directions (tangents, their
-// adjoints, workspace). For memory planning before construction.
+// Bytes per sample the operator holds: the cached primal pass (values, adjoints for the
+// Hessian, argmax, output curvature) and the tangent pass for `max_block` directions (tangents,
+// their adjoints, workspace). For memory planning before construction.
 struct GraphMemory {
   uint64_t primal_per_sample = 0;
   uint64_t tangent_per_sample = 0;
 };
-GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem_size);
+GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem_size,
+                         bool hessian = true);
 
 template <class T>
 class GraphCurvatureOperator final : public CurvatureOperator<T> {
