@@ -99,6 +99,28 @@ TEST(GraphOps, MatMulOverExtraAxis) {
   check_graph(b.g, data(5, 10, Loss::CE, 3, 42), Loss::CE);
 }
 
+TEST(GraphOps, MatMulOfTwoActivations) {
+  // Per sample: t [2, 3, 5] times u [2, 5, 3] (both depend on parameters), then a head.
+  Builder b({2, 3, 4}, 45);
+  b.node("MatMul", {"x", b.param("w1", {4, 5}, 0.6)}, "m1");
+  b.node("Tanh", {"m1"}, "t");
+  b.node("MatMul", {"x", b.param("w2", {4, 5}, 0.6)}, "m2");
+  b.node("Sigmoid", {"m2"}, "s2");
+  b.node("Reshape", {"s2", b.ints("shape", {0, 2, 5, 3})}, "u");
+  b.node("MatMul", {"t", "u"}, "p");
+  b.node("Flatten", {"p"}, "f");
+  b.node("Gemm", {"f", b.param("w3", {18, 3}, 0.4)}, "y");
+  check_graph(b.g, data(5, 24, Loss::CE, 3, 46), Loss::CE);
+  // One operand without parameters upstream (the input itself).
+  Builder c({3, 3}, 47);
+  c.node("MatMul", {"x", c.param("w1", {3, 3}, 0.6)}, "m");
+  c.node("Tanh", {"m"}, "t");
+  c.node("MatMul", {"t", "x"}, "p");
+  c.node("Flatten", {"p"}, "f");
+  c.node("Gemm", {"f", c.param("w2", {9, 2}, 0.4)}, "y");
+  check_graph(c.g, data(5, 9, Loss::MSE, 2, 48), Loss::MSE);
+}
+
 Graph conv_net(const std::vector<int64_t>& pads, const std::vector<int64_t>& strides,
                const std::vector<int64_t>& dil, bool bias, uint64_t seed) {
   Builder b({2, 6, 5}, seed);

@@ -58,6 +58,7 @@ struct Pass {
   void Name##_second_order(Pass<T>& p, const PlanStep& s, size_t index);
 
 HSPEC_OP_RULES(linear)
+HSPEC_OP_RULES(matmul)  // MatMulData
 HSPEC_OP_RULES(conv)
 HSPEC_OP_RULES(unary)
 HSPEC_OP_RULES(binary)

@@ -9,6 +9,8 @@ void step_forward(Pass<T>& p, const PlanStep& s, size_t i) {
   switch (s.kind) {
     case StepKind::Linear:
       return linear_forward(p, s, i);
+    case StepKind::MatMulData:
+      return matmul_forward(p, s, i);
     case StepKind::Conv:
       return conv_forward(p, s, i);
     case StepKind::Unary:
@@ -27,6 +29,8 @@ void step_backward(Pass<T>& p, const PlanStep& s, size_t i, int64_t reps,
   switch (s.kind) {
     case StepKind::Linear:
       return linear_backward(p, s, i, reps, adj);
+    case StepKind::MatMulData:
+      return matmul_backward(p, s, i, reps, adj);
     case StepKind::Conv:
       return conv_backward(p, s, i, reps, adj);
     case StepKind::Unary:
@@ -44,6 +48,8 @@ void step_rforward(Pass<T>& p, const PlanStep& s, size_t i) {
   switch (s.kind) {
     case StepKind::Linear:
       return linear_rforward(p, s, i);
+    case StepKind::MatMulData:
+      return matmul_rforward(p, s, i);
     case StepKind::Conv:
       return conv_rforward(p, s, i);
     case StepKind::Unary:
@@ -61,6 +67,8 @@ void step_second_order(Pass<T>& p, const PlanStep& s, size_t i) {
   switch (s.kind) {
     case StepKind::Linear:
       return linear_second_order(p, s, i);
+    case StepKind::MatMulData:
+      return matmul_second_order(p, s, i);
     case StepKind::Conv:
       return conv_second_order(p, s, i);
     case StepKind::Unary:

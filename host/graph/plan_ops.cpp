@@ -46,8 +46,28 @@ void Planner::lower_gemm(const GraphNode& n) {
 void Planner::lower_matmul(const GraphNode& n) {
   const int a = input(n, 0), b = input(n, 1);
   const PlanValue &va = value(a), &vb = value(b);
-  if (va.batched() && vb.batched())
-    fail(n, "a product of two data-dependent values is not supported yet");
+  if (va.batched() && vb.batched()) {  // per-sample (batched) matrix products
+    if (va.shape.size() < 2 || va.shape.size() != vb.shape.size())
+      fail(n, "a product of two data-dependent values needs operands of equal rank >= 3");
+    const size_t r = va.shape.size();
+    for (size_t i = 0; i + 2 < r; ++i)
+      if (va.shape[i] != vb.shape[i])
+        fail(n, "batch axes differ (broadcasting is not supported here)");
+    if (va.shape[r - 1] != vb.shape[r - 2])
+      fail(n, "inner dimensions differ (" + std::to_string(va.shape[r - 1]) + " vs " +
+                  std::to_string(vb.shape[r - 2]) + ")");
+    PlanStep s = step(n, StepKind::MatMulData);
+    s.in = {a, b};
+    s.rows_per_sample = va.shape[r - 2];
+    s.in_dim = va.shape[r - 1];
+    s.out_dim = vb.shape[r - 1];
+    s.matmuls_per_sample = va.numel() / (s.rows_per_sample * s.in_dim);
+    Shape shape = va.shape;
+    shape.back() = s.out_dim;
+    s.out = add_value(n.outputs[0], ValueClass::Data, shape);
+    add_step(std::move(s));
+    return;
+  }
   if (!va.batched()) fail(n, "only x @ W with x depending on the data is supported");
   if (vb.shape.size() != 2)
     fail(n, "the second input has " + std::to_string(vb.shape.size()) + " dims, expected 2");

@@ -30,6 +30,7 @@ struct PlanValue {
 
 enum class StepKind {
   Linear,      // y[rows, out] = alpha x[rows, in] op(w), x Data, w Param/Constant
+  MatMulData,  // y = a b per sample and batch index, a and b both Data
   Conv,        // 2-D convolution, group 1, without bias (lowered to an Add)
   Unary,       // elementwise function
   Binary,      // numpy-broadcast Add/Sub/Mul/Div (Div by a Constant only)
@@ -49,6 +50,7 @@ struct PlanStep {
   double alpha = 1;
   bool trans_w = false;
   int64_t rows_per_sample = 1, in_dim = 0, out_dim = 0;
+  int64_t matmuls_per_sample = 1;  // MatMulData: product of the leading per-sample axes
   // Conv / pools.
   WindowGeom geom;
   int64_t out_channels = 0;
