@@ -154,6 +154,45 @@ TEST(GraphOps, ConvPadsStridesDilations) {
   }
 }
 
+TEST(GraphOps, GroupedAndDepthwiseConv) {
+  for (int64_t groups : {2, 4}) {
+    SCOPED_TRACE(groups);
+    // Grouped: C = 4 -> O = 4 in `groups` groups, then a dense head.
+    Builder b({4, 5, 4}, 55);
+    GraphNode& c = b.node(
+        "Conv", {"x", b.param("cw", {4, 4 / groups, 3, 2}, 0.5), b.param("cb", {4}, 0.2)}, "c");
+    c.attrs["group"] = attr_i(groups);
+    c.attrs["pads"] = attr_is({1, 0, 1, 1});
+    b.node("Tanh", {"c"}, "t");
+    b.node("Flatten", {"t"}, "f");
+    b.node("Gemm", {"f", b.param("w2", {4 * 5 * 4, 3}, 0.2)}, "y");
+    const Dataset ds = data(4, 80, Loss::CE, 3, 56);
+    check_graph(b.g, ds, Loss::CE);
+    // The same as a dense convolution whose cross-group weights are zero: equal loss, and
+    // equal gradients on the weights the grouped one has.
+    Graph dense = b.g;
+    GraphTensor& w = dense.initializers["cw"];
+    const int64_t cg = 4 / groups, og = 4 / groups, kk = 3 * 2;
+    std::vector<double> full(size_t(4 * 4 * kk), 0.0);
+    for (int64_t o = 0; o < 4; ++o)
+      for (int64_t ci = 0; ci < cg; ++ci)
+        for (int64_t q = 0; q < kk; ++q)
+          full[size_t((o * 4 + (o / og) * cg + ci) * kk + q)] =
+              w.values[size_t((o * cg + ci) * kk + q)];
+    w.shape = {4, 4, 3, 2};
+    w.values = full;
+    dense.nodes[0].attrs.erase("group");
+    GraphCurvatureOperator<double> gop(b.g, ds, gopt(Loss::CE));
+    GraphCurvatureOperator<double> dop(dense, ds, gopt(Loss::CE));
+    EXPECT_NEAR(gop.loss_value(), dop.loss_value(), 1e-14);
+    for (int64_t o = 0; o < 4; ++o)
+      for (int64_t ci = 0; ci < cg; ++ci)
+        for (int64_t q = 0; q < kk; ++q)
+          EXPECT_NEAR(gop.gradient()[size_t((o * cg + ci) * kk + q)],
+                      dop.gradient()[size_t((o * 4 + (o / og) * cg + ci) * kk + q)], 1e-14);
+  }
+}
+
 TEST(GraphOps, BatchNormInferenceAndPools) {
   Builder b({2, 6, 6}, 61);
   GraphNode& c = b.node("Conv", {"x", b.param("cw", {3, 2, 3, 3}, 0.4)}, "c");

@@ -135,17 +135,20 @@ void Planner::lower_conv(const GraphNode& n) {
   if (vw.shape.size() != 4)
     fail(n, "weight has " + std::to_string(vw.shape.size()) + " dims, expected 4");
   const int64_t group = attr_int(n, "group", 1);
-  if (group != 1)
-    fail(n, "group=" + std::to_string(group) + " convolutions are not supported (only group=1)");
-  if (vw.shape[1] != vx.shape[0])
-    fail(n, "weight expects " + std::to_string(vw.shape[1]) + " input channels, the input has " +
-                std::to_string(vx.shape[0]));
+  if (group < 1 || vx.shape[0] % group != 0 || vw.shape[0] % group != 0)
+    fail(n, "group=" + std::to_string(group) + " does not divide the input channels (" +
+                std::to_string(vx.shape[0]) + ") and output channels (" +
+                std::to_string(vw.shape[0]) + ")");
+  if (vw.shape[1] * group != vx.shape[0])
+    fail(n, "weight expects " + std::to_string(vw.shape[1] * group) +
+                " input channels, the input has " + std::to_string(vx.shape[0]));
   const auto ks = attr_ints(n, "kernel_shape", {vw.shape[2], vw.shape[3]});
   if (ks.size() != 2 || ks[0] != vw.shape[2] || ks[1] != vw.shape[3])
     fail(n, "kernel_shape differs from the weight's shape");
   PlanStep s = step(n, StepKind::Conv);
   s.geom = window_geom(*this, n, vx.shape, vw.shape[2], vw.shape[3]);
   s.out_channels = vw.shape[0];
+  s.conv_groups = group;
   s.in = {x, w};
   const bool has_bias = has_input(n, 2);
   const std::string& name = n.outputs[0];

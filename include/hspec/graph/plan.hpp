@@ -31,7 +31,7 @@ struct PlanValue {
 enum class StepKind {
   Linear,      // y[rows, out] = alpha x[rows, in] op(w), x Data, w Param/Constant
   MatMulData,  // y = a b per sample and batch index, a and b both Data
-  Conv,        // 2-D convolution, group 1, without bias (lowered to an Add)
+  Conv,        // 2-D convolution (channel groups), without bias (lowered to an Add)
   Unary,       // elementwise function
   Binary,      // numpy-broadcast Add/Sub/Mul/Div (Div by a Constant only)
   MaxPool,     // argmax fixed by the primal pass
@@ -54,6 +54,7 @@ struct PlanStep {
   // Conv / pools.
   WindowGeom geom;
   int64_t out_channels = 0;
+  int64_t conv_groups = 1;  // Conv: channel groups (1 = dense)
   bool count_include_pad = false;
   UnaryKind unary = UnaryKind::Relu;
   BinaryKind binary = BinaryKind::Add;
