@@ -18,6 +18,8 @@
 #include "hspec/error.hpp"
 #include "hspec/exact.hpp"
 #include "hspec/memory_plan.hpp"
+#include "hspec/formats/onnx.hpp"
+#include "hspec/graph/analyze_graph.hpp"
 
 namespace hspec {
 namespace {
@@ -173,6 +175,22 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
 
 }  // namespace
 
+// Shared with the graph path (host/graph/analyze_graph.cpp).
+uint64_t analyze_memory_budget(const AnalyzeOptions& opt) {
+  return opt.max_memory > 0 ? opt.max_memory : default_max_memory();
+}
+template <class T>
+void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
+                        const LanczosOptions& lo, AnalyzeReport& rep) {
+  run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
+}
+template void run_analyze_solver<float>(CurvatureOperator<float>&, VectorSpace<float>&,
+                                        const AnalyzeOptions&, const LanczosOptions&,
+                                        AnalyzeReport&);
+template void run_analyze_solver<double>(CurvatureOperator<double>&, VectorSpace<double>&,
+                                         const AnalyzeOptions&, const LanczosOptions&,
+                                         AnalyzeReport&);
+
 uint64_t parse_bytes(const std::string& s) {
   size_t used = 0;
   double v = 0;
@@ -218,6 +236,11 @@ void check_analyze_options(const AnalyzeOptions& opt) {
 AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   check_analyze_options(opt);
+  if (is_graph_model(opt.model_path)) {  // ONNX: the graph engine (host/graph/)
+    const Graph graph = load_onnx(opt.model_path);
+    return run_analyze_graph(
+        opt, graph, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   const Curvature curvature = parse_curvature(opt.curvature);
   const DeviceChoice dev = choose_device(opt.device);
   if (opt.precision == "tf32" && !dev.cuda)

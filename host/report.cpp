@@ -32,7 +32,15 @@ std::string report_json(const AnalyzeReport& r) {
   j["params"] = r.params;
   j["samples"] = r.samples;
   j["layers"] = r.layer_sizes;
-  j["activation"] = r.activation;
+  if (r.activation.empty())
+    j["activation"] = nullptr;  // a graph model: its activations are nodes of the graph
+  else
+    j["activation"] = r.activation;
+  if (!r.graph_source.empty()) {
+    nlohmann::json ps = nlohmann::json::array();
+    for (const auto& [name, shape] : r.parameters) ps.push_back({{"name", name}, {"shape", shape}});
+    j["parameters"] = ps;
+  }
   j["loss"] = r.loss;
   j["loss_value"] = r.loss_value;
   j["grad_norm"] = r.grad_norm;
@@ -73,9 +81,14 @@ std::string report_json(const AnalyzeReport& r) {
 std::string report_summary(const AnalyzeReport& r) {
   std::ostringstream s;
   s << "model     ";
-  for (size_t i = 0; i < r.layer_sizes.size(); ++i) s << (i ? "-" : "") << r.layer_sizes[i];
-  s << " (" << r.params << " parameters, activation " << r.activation << ", loss " << r.loss
-    << ")\n";
+  if (!r.graph_source.empty()) {
+    s << "graph " << r.graph_source << ", " << r.graph_nodes << " nodes (" << r.params
+      << " parameters in " << r.parameters.size() << " tensors, loss " << r.loss << ")\n";
+  } else {
+    for (size_t i = 0; i < r.layer_sizes.size(); ++i) s << (i ? "-" : "") << r.layer_sizes[i];
+    s << " (" << r.params << " parameters, activation " << r.activation << ", loss " << r.loss
+      << ")\n";
+  }
   s << "data      " << r.samples << " samples\n";
   s << "loss      " << fmt("%.6g", r.loss_value) << "   gradient norm " << fmt("%.3e", r.grad_norm)
     << "\n";

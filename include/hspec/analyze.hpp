@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hspec/density.hpp"
@@ -56,7 +57,12 @@ uint64_t parse_bytes(const std::string& s);
 struct AnalyzeReport {
   int64_t params = 0;
   int64_t samples = 0;
-  std::vector<int64_t> layer_sizes;  // d0, d1, ..., dL
+  std::vector<int64_t> layer_sizes;  // d0, d1, ..., dL (empty for a graph model)
+  // Graph models (ONNX): the file, its node count and its parameters {name, shape} in flat
+  // order; empty for an MLP checkpoint. `activation` is empty for a graph (JSON null).
+  std::string graph_source;
+  int64_t graph_nodes = 0;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> parameters;
   std::string activation, loss, curvature, precision;
   std::string backend;  // "cpu" or "cuda"
   std::string device;   // what ran it, e.g. "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)"

@@ -66,3 +66,11 @@ void save_model(const std::string& path, const Model& m, Loss loss,
 bool natural_less(const std::string& a, const std::string& b);
 
 }  // namespace hspec
+
+namespace hspec {
+struct Graph;
+// The MLP as a graph for the graph engine: Gemm (transB=1) and activation nodes, the
+// parameters named as the checkpoint's tensors ("<prefix>.weight", "<prefix>.bias") in
+// the flat order of Model::flatten (include/hspec/graph/graph.hpp defines Graph).
+Graph graph_from_mlp(const Model& m);
+}  // namespace hspec

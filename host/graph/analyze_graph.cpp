@@ -1,0 +1,168 @@
+// run_analyze for graph models: option checks that differ from the MLP path (device,
+// activation), data and loss against the graph's output, the memory check of a graph run,
+// and the GraphCurvatureOperator on the CPU backend under the shared solver and estimators.
+#include "hspec/graph/analyze_graph.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include "hspec/analyze_estimators.hpp"
+#include "hspec/cpu_space.hpp"
+#include "hspec/dataset.hpp"
+#include "hspec/error.hpp"
+#include "hspec/graph/graph_operator.hpp"
+#include "hspec/graph/plan.hpp"
+
+namespace hspec {
+namespace {
+
+std::string fmt_gib(double b) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+// The graph counterpart of analyze.cpp's fit_memory: the Lanczos basis and projected
+// matrices, the operator's copies of the data, parameters and gradient, and one sample's
+// worth of its buffers must fit the budget; what is left goes to the operator's chunks.
+template <class T>
+uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Plan& plan,
+                          const Dataset& ds, int64_t max_block) {
+  const uint64_t budget = analyze_memory_budget(opt);
+  const double n = double(plan.num_params), t = sizeof(T);
+  const int64_t m = lanczos_basis_columns(lo, plan.num_params, max_block);
+  const double b = double(std::min<int64_t>(lo.block, max_block));
+  const double want = std::min<double>(lo.top, n) + std::min<double>(lo.bottom, n);
+  const double md = double(m);
+  const double basis = t * n * (2 * md + 2 * b + want) + 8.0 * 3 * md * md;
+  const GraphMemory gm = graph_memory(plan, max_block, sizeof(T),
+                                      parse_curvature(opt.curvature) == Curvature::Hessian);
+  const double fixed = t * (double(ds.inputs.size() + ds.targets.size()) + n +
+                            2.0 * double(plan.param_value_elems)) +
+                       8.0 * double(ds.labels.size()) + 8.0 * n +
+                       double(gm.primal_per_sample + gm.tangent_per_sample);
+  const double need = basis + fixed;
+  if (need > double(budget))
+    throw UsageError("this run needs about " + fmt_gib(need) + " (Lanczos basis of " +
+                     std::to_string(m) + " x " + std::to_string(plan.num_params) + " " +
+                     (sizeof(T) == 4 ? "fp32" : "fp64") + " plus the data), above the budget of " +
+                     fmt_gib(double(budget)) +
+                     "; lower --max-basis, --block or --samples, or raise --max-memory");
+  const uint64_t left = budget - uint64_t(need);
+  return opt.max_memory > 0 ? left : std::min<uint64_t>(left, 2ull << 30);
+}
+
+template <class T>
+void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan, const Dataset& ds,
+                 Loss loss, AnalyzeReport& rep) {
+  LanczosOptions lo;
+  lo.top = opt.top;
+  lo.bottom = opt.bottom;
+  lo.block = opt.block;
+  lo.tol = opt.tol;
+  lo.max_products = opt.max_hvps;
+  lo.max_basis = opt.max_basis;
+  lo.seed = opt.seed;
+  lo.cancel = opt.cancel;
+  GraphOperatorOptions go;
+  go.curvature = parse_curvature(opt.curvature);
+  go.loss = loss;
+  go.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
+  go.max_block = std::max<int64_t>(go.max_block, estimator_block(opt));
+  check_estimator_memory(opt, plan.num_params, sizeof(T));
+  if (opt.exact) {
+    if (opt.max_memory > 0) go.memory_budget = opt.max_memory / 2;
+  } else {
+    go.memory_budget = graph_fit_memory<T>(opt, lo, plan, ds, go.max_block);
+  }
+  GraphCurvatureOperator<T> op(graph, ds, go);
+  CpuSpace<T> space;
+  rep.loss_value = op.loss_value();
+  rep.grad_norm = op.grad_norm();
+  run_analyze_solver<T>(op, space, opt, lo, rep);
+  run_estimators<T>(op, space, opt, rep);
+  rep.backend = "cpu";
+  rep.device = "cpu";
+}
+
+}  // namespace
+
+bool is_graph_model(const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0) return true;
+  // A safetensors file starts with its header length (8 bytes, little-endian, whose low
+  // byte may well be 0x08) and then '{'; an ONNX ModelProto with the varint tag 0x08.
+  std::ifstream f(path, std::ios::binary);
+  char head[9] = {0};
+  f.read(head, sizeof head);
+  if (f.gcount() < 2) return false;
+  if (f.gcount() == 9 && head[8] == '{') return false;
+  return static_cast<unsigned char>(head[0]) == 0x08;
+}
+
+AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
+                                double load_seconds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_analyze_options(opt);
+  if (opt.device == "cuda" || opt.device.rfind("cuda:", 0) == 0)
+    throw UsageError("--device " + opt.device +
+                     ": the graph engine runs on the CPU backend only so far (use --device cpu)");
+  if (opt.device != "auto" && opt.device != "cpu")
+    throw UsageError("--device: bad device '" + opt.device + "' (auto, cpu, cuda, cuda:N)");
+  if (opt.precision == "tf32")
+    throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
+  if (!opt.activation.empty())
+    throw UsageError("--activation applies to MLP checkpoints only; " + graph.source +
+                     " defines its activations as graph nodes");
+  const Plan plan = make_plan(graph);
+  if (opt.precision != "fp64") {
+    for (const auto& [name, t] : graph.initializers)
+      for (size_t i = 0; i < t.values.size(); ++i)
+        if (std::fabs(t.values[i]) > std::numeric_limits<float>::max())
+          throw InputError(graph.source + ": tensor '" + name + "' value at index " +
+                           std::to_string(i) + " is beyond fp32 range (use --precision fp64)");
+  }
+  Dataset ds = load_dataset(opt.data_path, opt.labels_path);
+  truncate_dataset(ds, opt.samples);
+  Loss loss;
+  if (!opt.loss.empty())
+    loss = parse_loss(opt.loss);
+  else if (!ds.targets.empty())
+    loss = Loss::MSE;
+  else
+    loss = plan.output_dim == 1 ? Loss::BCE : Loss::CE;
+
+  AnalyzeReport rep;
+  rep.params = plan.num_params;
+  rep.samples = ds.n;
+  rep.graph_source = graph.source;
+  rep.graph_nodes = int64_t(graph.nodes.size());
+  for (const std::string& p : graph.parameters)
+    rep.parameters.emplace_back(p, graph.initializers.at(p).shape);
+  rep.loss = loss_name(loss);
+  rep.curvature = curvature_name(parse_curvature(opt.curvature));
+  rep.precision = opt.precision;
+  rep.block = opt.block;
+  rep.tol = opt.tol;
+  rep.seed = opt.seed;
+  rep.timings = opt.timings;
+  try {
+    if (opt.precision == "fp64")
+      solve_graph<double>(opt, graph, plan, ds, loss, rep);
+    else
+      solve_graph<float>(opt, graph, plan, ds, loss, rep);
+  } catch (const NumericalError& e) {
+    throw NumericalError(std::string(e.what()) +
+                         (opt.precision == "fp64" ? " (overflow in fp64: check the model's scale)"
+                                                  : " (overflow in fp32? try --precision fp64)"));
+  }
+  rep.verdict = verdict_of(rep, opt.lr);
+  rep.seconds =
+      load_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace hspec

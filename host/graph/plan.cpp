@@ -1,0 +1,316 @@
+// make_plan: values and their classes from the graph's input and initializers, then each
+// node lowered in topological order; the builders several ops share (broadcast binary ops,
+// aliases, means) and the memory figures the operator's chunking uses.
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "planner.hpp"
+
+namespace hspec {
+namespace planning {
+
+int Planner::add_value(const std::string& name, ValueClass cls, Shape shape,
+                       std::vector<double> host) {
+  if (ids_.count(name)) throw InputError(g_.source + ": value '" + name + "' is defined twice");
+  // Hostile shapes: negative extents, or element counts that would overflow the buffers.
+  if (shape.size() > size_t(kMaxRank - 2))  // room for the sample and direction axes
+    throw InputError(g_.source + ": value '" + name + "' has more than 6 dimensions");
+  double elems = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw InputError(g_.source + ": value '" + name + "' has a negative extent");
+    elems *= double(d);
+  }
+  if (elems > double(int64_t(1) << 40))
+    throw InputError(g_.source + ": value '" + name + "' is too large (" + std::to_string(elems) +
+                     " elements per sample)");
+  PlanValue v;
+  v.name = name;
+  v.cls = cls;
+  v.shape = std::move(shape);
+  v.host = std::move(host);
+  v.storage = int(plan_.values.size());
+  ids_[name] = v.storage;
+  plan_.values.push_back(std::move(v));
+  return plan_.values.back().storage;
+}
+
+int Planner::input(const GraphNode& n, size_t i) const {
+  if (!has_input(n, i)) fail(n, "input " + std::to_string(i) + " is missing");
+  auto it = ids_.find(n.inputs[i]);
+  if (it == ids_.end()) {
+    if (int_consts_.count(n.inputs[i]))
+      fail(n, "input '" + n.inputs[i] + "' is an integer tensor where a float one is expected");
+    fail(n, "input '" + n.inputs[i] + "' is not defined before this node");
+  }
+  return it->second;
+}
+
+const GraphTensor* Planner::int_input(const GraphNode& n, size_t i) const {
+  if (!has_input(n, i)) return nullptr;
+  auto it = int_consts_.find(n.inputs[i]);
+  if (it == int_consts_.end())
+    fail(n, "input '" + n.inputs[i] + "' must be a constant integer tensor");
+  return it->second;
+}
+
+int64_t Planner::attr_int(const GraphNode& n, const char* key, int64_t dflt) const {
+  const GraphAttribute* a = n.attr(key);
+  if (!a) return dflt;
+  if (a->kind != GraphAttribute::Kind::Int)
+    fail(n, std::string("attribute ") + key + " is not an int");
+  return a->i;
+}
+double Planner::attr_float(const GraphNode& n, const char* key, double dflt) const {
+  const GraphAttribute* a = n.attr(key);
+  if (!a) return dflt;
+  if (a->kind == GraphAttribute::Kind::Int) return double(a->i);
+  if (a->kind != GraphAttribute::Kind::Float)
+    fail(n, std::string("attribute ") + key + " is not a float");
+  return a->f;
+}
+std::string Planner::attr_string(const GraphNode& n, const char* key,
+                                 const std::string& dflt) const {
+  const GraphAttribute* a = n.attr(key);
+  if (!a) return dflt;
+  if (a->kind != GraphAttribute::Kind::String)
+    fail(n, std::string("attribute ") + key + " is not a string");
+  return a->s;
+}
+std::vector<int64_t> Planner::attr_ints(const GraphNode& n, const char* key,
+                                        const std::vector<int64_t>& dflt) const {
+  const GraphAttribute* a = n.attr(key);
+  if (!a) return dflt;
+  if (a->kind != GraphAttribute::Kind::Ints)
+    fail(n, std::string("attribute ") + key + " is not a list of ints");
+  return a->ints;
+}
+
+namespace {
+// The full shape: the sample axis (extent 1 here) then the per-sample shape, for Data.
+Shape full_shape(const PlanValue& v) {
+  Shape s = v.shape;
+  if (v.batched()) s.insert(s.begin(), 1);
+  return s;
+}
+Shape padded(Shape s, size_t rank) {
+  s.insert(s.begin(), rank - s.size(), 1);
+  return s;
+}
+}  // namespace
+
+int Planner::binary(const GraphNode& n, BinaryKind kind, int a, int b, const std::string& out) {
+  const PlanValue &va = value(a), &vb = value(b);
+  if (kind == BinaryKind::Div && vb.cls != ValueClass::Constant)
+    fail(n, "division by a value that depends on the parameters or the data is not supported");
+  const bool data = va.batched() || vb.batched();
+  const Shape fa = full_shape(va), fb = full_shape(vb);
+  const size_t rank = std::max(fa.size(), fb.size());
+  if (rank + 1 > size_t(kMaxRank)) fail(n, "more than 7 dimensions");
+  if ((va.batched() && fa.size() != rank) || (vb.batched() && fb.size() != rank))
+    fail(n, "broadcasting would move the sample axis (dimension 0)");
+  Shape pa = padded(fa, rank), pb = padded(fb, rank), po(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1)
+      fail(n, "shapes do not broadcast (" + std::to_string(pa[i]) + " vs " + std::to_string(pb[i]) +
+                  " at axis " + std::to_string(i) + ")");
+    po[i] = std::max(pa[i], pb[i]);
+  }
+  if (data && po[0] != 1) fail(n, "a constant or parameter operand spans the sample axis");
+  PlanStep s = step(n, StepKind::Binary);
+  s.binary = kind;
+  s.in = {a, b};
+  Shape vshape = data ? Shape(po.begin() + 1, po.end()) : po;
+  if (!data) {  // a leading sample axis of extent 1, so every step shape has one
+    pa.insert(pa.begin(), 1);
+    pb.insert(pb.begin(), 1);
+    po.insert(po.begin(), 1);
+  }
+  s.a_shape = pa;
+  s.b_shape = pb;
+  s.out_shape = po;
+  s.out = add_value(out, join(va.cls, vb.cls), vshape);
+  add_step(std::move(s));
+  return plan_.steps.back().out;
+}
+
+int Planner::alias(const GraphNode& n, int src, Shape shape, const std::string& out) {
+  if (shape_numel(shape) != value(src).numel())
+    fail(n, "reshape from " + std::to_string(value(src).numel()) + " to " +
+                std::to_string(shape_numel(shape)) + " elements per sample");
+  PlanStep s = step(n, StepKind::Alias);
+  s.in = {src};
+  const ValueClass cls = value(src).cls;
+  s.out = add_value(out, cls, std::move(shape));
+  plan_.values[size_t(s.out)].storage = value(src).storage;
+  add_step(std::move(s));
+  return plan_.steps.back().out;
+}
+
+std::vector<int64_t> Planner::normalize_axes(const GraphNode& n, const PlanValue& v,
+                                             std::vector<int64_t> axes, int64_t rank) const {
+  for (int64_t& a : axes) {
+    if (a < -rank || a >= rank)
+      fail(n, "axis " + std::to_string(a) + " out of range for rank " + std::to_string(rank));
+    if (a < 0) a += rank;
+    if (a == 0 && v.batched()) fail(n, "cannot act on axis 0, the sample axis");
+  }
+  std::sort(axes.begin(), axes.end());
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end()) fail(n, "repeated axis");
+  return axes;
+}
+
+int Planner::reduce_mean(const GraphNode& n, int src, std::vector<int64_t> axes, bool keepdims,
+                         const std::string& out) {
+  const PlanValue& v = value(src);
+  Shape in = full_shape(v);
+  if (!v.batched()) in.insert(in.begin(), 1);
+  const int64_t off = v.batched() ? 0 : 1;  // axes index the full shape
+  Shape kept = in;
+  int64_t count = 1;
+  for (int64_t a : axes) {
+    count *= in[size_t(a + off)];
+    kept[size_t(a + off)] = 1;
+  }
+  PlanStep s = step(n, StepKind::ReduceMean);
+  s.in = {src};
+  s.a_shape = in;
+  s.out_shape = kept;
+  s.reduce_count = count;
+  Shape vshape;
+  for (size_t i = 1; i < kept.size(); ++i) {
+    const bool reduced = std::count(axes.begin(), axes.end(), int64_t(i) - off) > 0;
+    if (keepdims || !reduced) vshape.push_back(kept[i]);
+  }
+  s.out = add_value(out, v.cls, vshape);
+  add_step(std::move(s));
+  return plan_.steps.back().out;
+}
+
+void Planner::lower(const GraphNode& n) {
+  if (n.outputs.empty() || n.outputs[0].empty()) fail(n, "has no output");
+  for (size_t i = 1; i < n.outputs.size(); ++i)
+    if (!n.outputs[i].empty() && !(n.op == "Dropout"))
+      fail(n, "output " + std::to_string(i) + " ('" + n.outputs[i] + "') is not supported");
+  const std::string& op = n.op;
+  static const std::map<std::string, UnaryKind> unary = {{"Relu", UnaryKind::Relu},
+                                                         {"Tanh", UnaryKind::Tanh},
+                                                         {"Sigmoid", UnaryKind::Sigmoid},
+                                                         {"Erf", UnaryKind::Erf}};
+  static const std::map<std::string, BinaryKind> binaries = {{"Add", BinaryKind::Add},
+                                                             {"Sub", BinaryKind::Sub},
+                                                             {"Mul", BinaryKind::Mul},
+                                                             {"Div", BinaryKind::Div}};
+  if (op == "Constant") {  // normally folded by the importer; accepted for robustness
+    const GraphAttribute* v = n.attr("value");
+    if (!v || v->kind != GraphAttribute::Kind::Tensor)
+      fail(n, "only the 'value' tensor form is supported");
+    if (v->t.is_float())
+      add_constant(n.outputs[0], v->t.shape, v->t.values);
+    else
+      int_consts_[n.outputs[0]] = &v->t;
+  } else if (unary.count(op) || op == "Gelu") {
+    const int x = input(n, 0);
+    PlanStep s = step(n, StepKind::Unary);
+    s.unary = op == "Gelu" ? UnaryKind::GeluErf : unary.at(op);
+    if (op == "Gelu") {
+      const std::string approx = attr_string(n, "approximate", "none");
+      if (approx == "tanh")
+        s.unary = UnaryKind::GeluTanh;
+      else if (approx != "none")
+        fail(n, "approximate='" + approx + "' (expected none or tanh)");
+    }
+    s.in = {x};
+    s.out = add_value(n.outputs[0], value(x).cls, value(x).shape);
+    add_step(std::move(s));
+  } else if (binaries.count(op)) {
+    binary(n, binaries.at(op), input(n, 0), input(n, 1), n.outputs[0]);
+  } else if (op == "Gemm") {
+    lower_gemm(n);
+  } else if (op == "MatMul") {
+    lower_matmul(n);
+  } else if (op == "Conv") {
+    lower_conv(n);
+  } else if (op == "BatchNormalization") {
+    lower_batchnorm(n);
+  } else if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") {
+    lower_pool(n);
+  } else if (op == "ReduceMean") {
+    lower_reduce(n);
+  } else if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
+             op == "Identity" || op == "Dropout") {
+    lower_shape(n);
+  } else {
+    fail(n, "operator " + op + " is not supported by the graph engine");
+  }
+}
+
+Plan Planner::run() {
+  if (g_.input_is_int) throw InputError(g_.source + ": integer (token) inputs are not supported");
+  for (int64_t d : g_.input_shape)
+    if (d < 1) throw InputError(g_.source + ": the input shape has an extent below 1");
+  plan_.input = add_value(g_.input, ValueClass::Data, g_.input_shape);
+  const std::set<std::string> params(g_.parameters.begin(), g_.parameters.end());
+  for (const auto& [name, t] : g_.initializers) {
+    if (!t.is_float()) {
+      if (params.count(name))
+        throw InputError(g_.source + ": parameter '" + name + "' is not floating point");
+      int_consts_[name] = &t;
+      continue;
+    }
+    for (size_t i = 0; i < t.values.size(); ++i)
+      if (!std::isfinite(t.values[i]))
+        throw InputError(g_.source + ": initializer '" + name + "' holds NaN/Inf at index " +
+                         std::to_string(i));
+    if (int64_t(t.values.size()) != t.numel())
+      throw InputError(g_.source + ": initializer '" + name + "' has the wrong number of values");
+    add_value(name, params.count(name) ? ValueClass::Param : ValueClass::Constant, t.shape,
+              t.values);
+  }
+  for (const std::string& p : g_.parameters) {
+    auto it = ids_.find(p);
+    if (it == ids_.end())
+      throw InputError(g_.source + ": parameter '" + p + "' is not an initializer");
+    plan_.values[size_t(it->second)].param_index = int(plan_.params.size());
+    plan_.params.push_back(it->second);
+    plan_.param_offset.push_back(plan_.num_params);
+    plan_.num_params += plan_.values[size_t(it->second)].numel();
+  }
+  for (const GraphNode& n : g_.nodes) lower(n);
+  for (PlanValue& v : plan_.values) v.diff = v.cls == ValueClass::Param;
+  for (const PlanStep& s : plan_.steps)
+    for (int i : s.in) plan_.values[size_t(s.out)].diff |= plan_.values[size_t(i)].diff;
+  auto it = ids_.find(g_.output);
+  if (it == ids_.end())
+    throw InputError(g_.source + ": the output '" + g_.output + "' is never computed");
+  plan_.output = it->second;
+  const PlanValue& out = plan_.values[size_t(plan_.output)];
+  if (!out.batched()) throw InputError(g_.source + ": the output does not depend on the input");
+  plan_.output_dim = out.numel();
+  // Memory figures: values owning storage, per sample (Data) or in total (Param).
+  for (const PlanValue& v : plan_.values) {
+    if (v.storage != &v - plan_.values.data()) continue;
+    if (v.cls == ValueClass::Data) plan_.data_elems_per_sample += v.numel();
+    if (v.cls == ValueClass::Param) plan_.param_value_elems += v.numel();
+  }
+  for (const PlanStep& s : plan_.steps) {
+    int64_t ws = 0;
+    if (s.kind == StepKind::Conv)
+      ws = s.geom.channels * s.geom.kh * s.geom.kw * s.geom.out_plane() +
+           s.out_channels * s.geom.out_plane();
+    if (s.kind == StepKind::Binary && plan_.values[size_t(s.out)].batched())
+      ws = plan_.values[size_t(s.out)].numel();
+    if (s.kind == StepKind::MaxPool)
+      plan_.argmax_per_sample += s.geom.channels * s.geom.out_plane();
+    plan_.workspace_per_sample = std::max(plan_.workspace_per_sample, ws);
+  }
+  return std::move(plan_);
+}
+
+}  // namespace planning
+
+Plan make_plan(const Graph& g) {
+  return planning::Planner(g).run();
+}
+
+}  // namespace hspec

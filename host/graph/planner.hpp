@@ -1,0 +1,77 @@
+// The planner's state while it lowers a Graph (shared by the plan_*.cpp files).
+#pragma once
+#include <map>
+#include <string>
+
+#include "hspec/error.hpp"
+#include "hspec/graph/plan.hpp"
+
+namespace hspec::planning {
+
+class Planner {
+ public:
+  explicit Planner(const Graph& g) : g_(g) { plan_.source = g.source; }
+  Plan run();
+
+  // ---- helpers for the op lowerings ----
+  [[noreturn]] void fail(const GraphNode& n, const std::string& msg) const {
+    throw InputError(g_.source + ": node '" + n.name + "' (" + n.op + "): " + msg);
+  }
+  const PlanValue& value(int id) const { return plan_.values[size_t(id)]; }
+  // The id of a float value input; InputError when missing or an integer constant.
+  int input(const GraphNode& n, size_t i) const;
+  bool has_input(const GraphNode& n, size_t i) const {
+    return i < n.inputs.size() && !n.inputs[i].empty();
+  }
+  // An integer constant input (Reshape's shape, axes), or nullptr when absent.
+  const GraphTensor* int_input(const GraphNode& n, size_t i) const;
+  int64_t attr_int(const GraphNode& n, const char* key, int64_t dflt) const;
+  double attr_float(const GraphNode& n, const char* key, double dflt) const;
+  std::string attr_string(const GraphNode& n, const char* key, const std::string& dflt) const;
+  std::vector<int64_t> attr_ints(const GraphNode& n, const char* key,
+                                 const std::vector<int64_t>& dflt) const;
+
+  int add_value(const std::string& name, ValueClass cls, Shape shape,
+                std::vector<double> host = {});
+  int add_constant(const std::string& name, Shape shape, std::vector<double> host) {
+    return add_value(name, ValueClass::Constant, std::move(shape), std::move(host));
+  }
+  // A fresh internal name derived from a node output.
+  std::string temp(const std::string& base, const char* what) { return base + "/" + what; }
+  void add_step(PlanStep s) { plan_.steps.push_back(std::move(s)); }
+  PlanStep step(const GraphNode& n, StepKind kind) const {
+    PlanStep s;
+    s.kind = kind;
+    s.op = n.op;
+    s.node = n.name;
+    return s;
+  }
+  ValueClass join(ValueClass a, ValueClass b) const { return a > b ? a : b; }
+
+  // Builders shared by several ops; each returns the output value id.
+  int binary(const GraphNode& n, BinaryKind kind, int a, int b, const std::string& out);
+  int alias(const GraphNode& n, int src, Shape shape, const std::string& out);
+  int reduce_mean(const GraphNode& n, int src, std::vector<int64_t> axes, bool keepdims,
+                  const std::string& out);
+  // Axes normalised to the value's full rank (sample axis 0 for Data), checked and sorted.
+  std::vector<int64_t> normalize_axes(const GraphNode& n, const PlanValue& v,
+                                      std::vector<int64_t> axes, int64_t rank) const;
+
+  // ---- the op lowerings (plan_ops_*.cpp) ----
+  void lower_gemm(const GraphNode& n);
+  void lower_matmul(const GraphNode& n);
+  void lower_conv(const GraphNode& n);
+  void lower_batchnorm(const GraphNode& n);
+  void lower_pool(const GraphNode& n);
+  void lower_shape(const GraphNode& n);
+  void lower_reduce(const GraphNode& n);
+
+ private:
+  void lower(const GraphNode& n);
+  const Graph& g_;
+  Plan plan_;
+  std::map<std::string, int> ids_;
+  std::map<std::string, const GraphTensor*> int_consts_;
+};
+
+}  // namespace hspec::planning

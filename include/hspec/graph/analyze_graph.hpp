@@ -1,0 +1,31 @@
+// `hspec analyze` for graph models (ONNX): the graph operator on the CPU backend under the
+// same solver, estimators, exact mode, verdict and report as the MLP path.
+#pragma once
+#include <string>
+
+#include "hspec/analyze.hpp"
+#include "hspec/graph/graph.hpp"
+#include "hspec/lanczos.hpp"
+#include "hspec/operator.hpp"
+#include "hspec/space.hpp"
+
+namespace hspec {
+
+// Whether --model names a graph model: a .onnx file name, or a file whose first bytes are
+// an ONNX ModelProto's (field 1, ir_version, as a varint: 0x08).
+bool is_graph_model(const std::string& path);
+
+// Runs the analysis of `graph` (already loaded) with the options' data and settings; the
+// entry point run_analyze uses for ONNX models, and the hook tests drive directly.
+// `load_seconds` is added to the reported wall time.
+AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
+                                double load_seconds = 0);
+
+// From analyze.cpp, shared with the graph path: the memory budget of a run (--max-memory,
+// else half of RAM) and the eigen solve (Lanczos, or exact mode with LAPACK).
+uint64_t analyze_memory_budget(const AnalyzeOptions& opt);
+template <class T>
+void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
+                        const LanczosOptions& lo, AnalyzeReport& rep);
+
+}  // namespace hspec

@@ -1,0 +1,88 @@
+// The execution plan of a Graph: every value's per-sample shape and class, and the ops
+// lowered to a small set of step kinds whose rules (forward, vector-Jacobian, R-forward,
+// R-backward) the graph engine implements once against the compute seam.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hspec/graph/compute.hpp"
+#include "hspec/graph/graph.hpp"
+
+namespace hspec {
+
+// Constant: no parameter or data upstream. Param: depends on parameters only (one value for
+// all samples). Data: depends on the input (one value per sample).
+enum class ValueClass { Constant, Param, Data };
+
+struct PlanValue {
+  std::string name;
+  ValueClass cls = ValueClass::Constant;
+  // Data: the shape of one sample (the sample axis excluded); otherwise the full shape.
+  Shape shape;
+  std::vector<double> host;  // Constant and parameter values (row-major), else empty
+  int param_index = -1;      // index into Plan::params when this is a parameter
+  int storage = -1;          // the value whose buffers this one shares (itself unless an alias)
+  bool diff = false;         // depends on the parameters: has a tangent and an adjoint
+  int64_t numel() const { return shape_numel(shape); }
+  bool batched() const { return cls == ValueClass::Data; }
+};
+
+enum class StepKind {
+  Linear,      // y[rows, out] = alpha x[rows, in] op(w), x Data, w Param/Constant
+  MatMulData,  // y = a b per sample and batch index, a and b both Data
+  Conv,        // 2-D convolution (channel groups), without bias (lowered to an Add)
+  Unary,       // elementwise function
+  Binary,      // numpy-broadcast Add/Sub/Mul/Div (Div by a Constant only)
+  MaxPool,     // argmax fixed by the primal pass
+  AvgPool,     // AveragePool (count_include_pad as ONNX)
+  ReduceMean,  // mean over per-sample axes (keepdims shape in reduce_shape)
+  Alias        // Reshape/Flatten/Squeeze/Unsqueeze/Identity: same data, new shape
+};
+
+struct PlanStep {
+  StepKind kind = StepKind::Alias;
+  std::string op, node;  // the ONNX op and node name it came from, for messages
+  std::vector<int> in;   // value ids (constants included)
+  int out = -1;
+  // Linear: rows_per_sample x in_dim times op(w) [in_dim, out_dim]; w stored [out, in] when
+  // trans_w (Gemm transB=1), else [in, out].
+  double alpha = 1;
+  bool trans_w = false;
+  int64_t rows_per_sample = 1, in_dim = 0, out_dim = 0;
+  int64_t matmuls_per_sample = 1;  // MatMulData: product of the leading per-sample axes
+  // Conv / pools.
+  WindowGeom geom;
+  int64_t out_channels = 0;
+  int64_t conv_groups = 1;  // Conv: channel groups (1 = dense)
+  bool count_include_pad = false;
+  UnaryKind unary = UnaryKind::Relu;
+  BinaryKind binary = BinaryKind::Add;
+  // Binary: operand and output shapes aligned to one rank, axis 0 the sample axis (extent 1
+  // for a non-Data operand or output). ReduceMean: input and keepdims output shapes, same form.
+  Shape a_shape, b_shape, out_shape;
+  int64_t reduce_count = 1;
+};
+
+struct Plan {
+  std::string source;
+  std::vector<PlanValue> values;
+  std::vector<PlanStep> steps;
+  int input = -1, output = -1;
+  std::vector<int> params;            // value ids of the parameters, in flat order
+  std::vector<int64_t> param_offset;  // offset of each in the flat vector
+  int64_t num_params = 0;
+  int64_t output_dim = 0;  // per-sample elements of the output
+  // Per-sample element counts for memory planning: all Data values, and the largest
+  // per-sample workspace a step needs (im2col columns, broadcast temporaries).
+  int64_t data_elems_per_sample = 0;
+  int64_t workspace_per_sample = 0;
+  int64_t argmax_per_sample = 0;
+  int64_t param_value_elems = 0;  // all Param-class values together
+};
+
+// Infers shapes and classes and lowers the graph; InputError naming the node, the op and
+// graph.source for anything outside the supported set or inconsistent.
+Plan make_plan(const Graph& g);
+
+}  // namespace hspec

@@ -1,0 +1,140 @@
+// The graph path of `hspec analyze` through its test hook (run_analyze_graph, since this
+// build cannot read ONNX files): an MLP as a graph must give the MLP path's eigenvalues,
+// the report names the parameters, and graph-only option rules hold.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.hpp"
+#include "hspec/error.hpp"
+#include "hspec/graph/analyze_graph.hpp"
+#include "hspec/safetensors.hpp"
+#include "hspec/workloads.hpp"
+
+namespace hspec {
+namespace {
+
+struct GraphFiles {
+  std::string model = testutil::scratch("graph_", "model.safetensors");
+  std::string data = testutil::scratch("graph_", "data.safetensors");
+  GraphFiles() {
+    const Model teacher = random_mlp({6, 5, 3}, Activation::Tanh, 4);
+    const Dataset ds = teacher_dataset(teacher, 40, 5);
+    save_model(model, random_mlp({6, 5, 3}, Activation::Tanh, 6), Loss::CE);
+    write_safetensors(data, {make_tensor("inputs", {ds.n, ds.d}, ds.inputs),
+                             make_tensor("labels", {ds.n}, ds.labels)});
+  }
+};
+
+AnalyzeOptions options(const GraphFiles& f) {
+  AnalyzeOptions o;
+  o.model_path = f.model;
+  o.data_path = f.data;
+  o.top = 3;
+  o.bottom = 2;
+  o.precision = "fp64";
+  o.tol = 1e-10;
+  o.seed = 3;
+  o.timings = false;
+  o.device = "cpu";
+  return o;
+}
+
+void expect_same_values(const std::vector<RitzValue>& a, const std::vector<RitzValue>& b,
+                        double scale) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i].value, b[i].value, 1e-9 * scale) << i;
+}
+
+TEST(GraphAnalyze, MlpAsGraphGivesTheMlpPathsEigenvalues) {
+  const GraphFiles f;
+  for (const char* curv : {"hessian", "ggn"}) {
+    SCOPED_TRACE(curv);
+    AnalyzeOptions o = options(f);
+    o.curvature = curv;
+    const AnalyzeReport mlp = run_analyze(o);
+    const AnalyzeReport graph = run_analyze_graph(o, graph_from_mlp(load_model(f.model)));
+    ASSERT_TRUE(mlp.converged);
+    EXPECT_TRUE(graph.converged);
+    EXPECT_EQ(graph.params, mlp.params);
+    EXPECT_NEAR(graph.loss_value, mlp.loss_value, 1e-13);
+    EXPECT_NEAR(graph.grad_norm, mlp.grad_norm, 1e-13);
+    const double scale = std::abs(mlp.top.front().value);
+    expect_same_values(graph.top, mlp.top, scale);
+    expect_same_values(graph.bottom, mlp.bottom, scale);
+    EXPECT_EQ(graph.verdict.label, mlp.verdict.label);
+  }
+  AnalyzeOptions o = options(f);
+  o.exact = true;
+  const AnalyzeReport mlp = run_analyze(o);
+  const AnalyzeReport graph = run_analyze_graph(o, graph_from_mlp(load_model(f.model)));
+  ASSERT_EQ(graph.eigenvalues.size(), mlp.eigenvalues.size());
+  for (size_t i = 0; i < mlp.eigenvalues.size(); ++i)
+    EXPECT_NEAR(graph.eigenvalues[i], mlp.eigenvalues[i], 1e-12 * std::abs(mlp.eigenvalues.back()));
+}
+
+TEST(GraphAnalyze, ReportNamesTheParameters) {
+  const GraphFiles f;
+  AnalyzeOptions o = options(f);
+  o.precision = "fp32";
+  Graph g = graph_from_mlp(load_model(f.model));
+  g.source = "net.onnx";
+  const AnalyzeReport r = run_analyze_graph(o, g);
+  const auto j = nlohmann::json::parse(report_json(r));
+  ASSERT_EQ(j["parameters"].size(), 4u);
+  EXPECT_EQ(j["parameters"][0]["name"], "0.weight");
+  EXPECT_EQ(j["parameters"][0]["shape"], nlohmann::json({5, 6}));
+  EXPECT_EQ(j["parameters"][3]["name"], "2.bias");
+  EXPECT_EQ(j["parameters"][3]["shape"], nlohmann::json({3}));
+  EXPECT_TRUE(j["activation"].is_null());
+  EXPECT_TRUE(j["layers"].empty());
+  EXPECT_EQ(j["params"], 53);
+  EXPECT_NE(report_summary(r).find("graph net.onnx, 3 nodes (53 parameters in 4 tensors, loss ce)"),
+            std::string::npos)
+      << report_summary(r);
+}
+
+TEST(GraphAnalyze, OptionRulesForGraphModels) {
+  const GraphFiles f;
+  const Graph g = graph_from_mlp(load_model(f.model));
+  AnalyzeOptions o = options(f);
+  o.device = "cuda:0";
+  try {
+    run_analyze_graph(o, g);
+    FAIL() << "--device cuda accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("CPU backend only"), std::string::npos) << e.what();
+  }
+  o = options(f);
+  o.activation = "relu";
+  EXPECT_THROW(run_analyze_graph(o, g), UsageError);
+  o = options(f);
+  o.max_memory = 4096;
+  EXPECT_THROW(run_analyze_graph(o, g), UsageError);
+}
+
+TEST(GraphAnalyze, GraphModelsAreRecognised) {
+  const GraphFiles f;
+  EXPECT_FALSE(is_graph_model(f.model));
+  EXPECT_TRUE(is_graph_model("some/net.onnx"));
+  const std::string magic = testutil::scratch("graph_", "model.bin");
+  std::ofstream(magic, std::ios::binary) << '\x08' << '\x07';
+  EXPECT_TRUE(is_graph_model(magic));
+  // A safetensors file whose header length's low byte is 0x08 is still not ONNX.
+  const std::string st = testutil::scratch("graph_", "len8.safetensors.bin");
+  std::ofstream(st, std::ios::binary) << std::string("\x08\x01\0\0\0\0\0\0{", 9);
+  EXPECT_FALSE(is_graph_model(st));
+  // run_analyze sends .onnx files to the ONNX importer (absent from this build: it says so).
+  AnalyzeOptions o = options(f);
+  o.model_path = magic;
+  try {
+    run_analyze(o);
+    FAIL() << "an ONNX-looking file ran the MLP path";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ONNX"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace hspec

@@ -1,0 +1,148 @@
+// The CPU compute backend of the graph engine against plain definitions: broadcast binary
+// ops and reductions by multi-index arithmetic, im2col by the convolution's index formula,
+// and pooling on hand-worked examples (ties, padding, count_include_pad).
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "hspec/graph/compute.hpp"
+#include "hspec/random.hpp"
+
+namespace hspec {
+namespace {
+
+// Offset of the multi-index `idx` (of `full`) in a tensor of shape s broadcast to full.
+int64_t offset(const Shape& s, const std::vector<int64_t>& idx) {
+  int64_t o = 0;
+  for (size_t i = 0; i < s.size(); ++i) o = o * s[i] + (s[i] == 1 ? 0 : idx[i]);
+  return o;
+}
+
+void for_each_index(const Shape& full, const std::function<void(const std::vector<int64_t>&)>& f) {
+  std::vector<int64_t> idx(full.size(), 0);
+  for (int64_t n = 0; n < shape_numel(full); ++n) {
+    f(idx);
+    for (size_t ax = full.size(); ax-- > 0;) {
+      if (++idx[ax] < full[ax]) break;
+      idx[ax] = 0;
+    }
+  }
+}
+
+std::vector<double> random_values(int64_t n, uint64_t stream) {
+  std::vector<double> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = rng::gaussian(5, stream, i) + 3.0;
+  return v;
+}
+
+TEST(GraphCompute, BroadcastOpsMatchIndexArithmetic) {
+  auto cx = make_cpu_compute<double>();
+  const Shape out = {3, 4, 2, 5, 6};
+  const std::vector<Shape> shapes = {{3, 4, 2, 5, 6}, {1, 4, 1, 1, 1}, {3, 1, 2, 1, 6},
+                                     {1, 1, 1, 5, 6}, {3, 4, 1, 5, 1}, {1, 1, 1, 1, 1}};
+  uint64_t stream = 0;
+  for (const Shape& sa : shapes)
+    for (const Shape& sb : shapes) {
+      const auto a = random_values(shape_numel(sa), stream++),
+                 b = random_values(shape_numel(sb), stream++);
+      for (BinaryKind op : {BinaryKind::Add, BinaryKind::Sub, BinaryKind::Mul, BinaryKind::Div}) {
+        std::vector<double> got = random_values(shape_numel(out), 99), ref = got;
+        cx->binary(op, a.data(), sa, b.data(), sb, got.data(), out, 0.5, true);
+        for_each_index(out, [&](const std::vector<int64_t>& idx) {
+          const double x = a[size_t(offset(sa, idx))], y = b[size_t(offset(sb, idx))];
+          const double v = op == BinaryKind::Add   ? x + y
+                           : op == BinaryKind::Sub ? x - y
+                           : op == BinaryKind::Mul ? x * y
+                                                   : x / y;
+          ref[size_t(offset(out, idx))] += 0.5 * v;
+        });
+        for (size_t i = 0; i < ref.size(); ++i)
+          ASSERT_NEAR(got[i], ref[i], 1e-12 * std::abs(ref[i]) + 1e-12);
+      }
+      // reduce_to the operand's shape, and broadcast_to the output, against the same sums.
+      const auto src = random_values(shape_numel(out), stream++);
+      std::vector<double> red(size_t(shape_numel(sa)), 0.0), ref(red.size(), 0.0);
+      cx->reduce_to(src.data(), out, red.data(), sa, 2.0, false);
+      for_each_index(out, [&](const std::vector<int64_t>& idx) {
+        ref[size_t(offset(sa, idx))] += 2.0 * src[size_t(offset(out, idx))];
+      });
+      for (size_t i = 0; i < ref.size(); ++i)
+        ASSERT_NEAR(red[i], ref[i], 1e-11 * (1 + std::abs(ref[i])));
+      std::vector<double> bc(size_t(shape_numel(out)), 0.0);
+      cx->broadcast_to(a.data(), sa, bc.data(), out, -1.0, false);
+      for_each_index(out, [&](const std::vector<int64_t>& idx) {
+        ASSERT_EQ(bc[size_t(offset(out, idx))], -a[size_t(offset(sa, idx))]);
+      });
+    }
+}
+
+TEST(GraphCompute, Im2colMatchesTheConvolutionIndexFormula) {
+  auto cx = make_cpu_compute<double>();
+  WindowGeom g;
+  g.channels = 2;
+  g.height = 5;
+  g.width = 7;
+  g.kh = 3;
+  g.kw = 2;
+  g.sh = 2;
+  g.sw = 3;
+  g.dh = 1;
+  g.dw = 2;
+  g.pad_top = 1;
+  g.pad_left = 2;
+  g.pad_bottom = 0;
+  g.pad_right = 1;
+  g.out_h = (5 + 1 + 0 - 3) / 2 + 1;
+  g.out_w = (7 + 2 + 1 - 3) / 3 + 1;
+  const int64_t groups = 2, per = 3, B = groups * per, CK = 2 * 3 * 2, P = g.out_h * g.out_w;
+  const auto x = random_values(B * 2 * 5 * 7, 7);
+  std::vector<double> cols(size_t(groups * CK * per * P), -1.0);
+  cx->im2col(x.data(), cols.data(), g, groups, per);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < 2; ++c)
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t j = 0; j < 2; ++j)
+          for (int64_t oh = 0; oh < g.out_h; ++oh)
+            for (int64_t ow = 0; ow < g.out_w; ++ow) {
+              const int64_t ih = oh * 2 - 1 + i, iw = ow * 3 - 2 + j * 2;
+              const double want = (ih >= 0 && ih < 5 && iw >= 0 && iw < 7)
+                                      ? x[size_t(((b * 2 + c) * 5 + ih) * 7 + iw)]
+                                      : 0.0;
+              const int64_t row = (c * 3 + i) * 2 + j, gr = b / per, p = b % per;
+              ASSERT_EQ(cols[size_t(((gr * CK + row) * per + p) * P + oh * g.out_w + ow)], want);
+            }
+  // col2im is the adjoint: <im2col(x), y> = <x, col2im(y)>.
+  const auto y = random_values(int64_t(cols.size()), 8);
+  std::vector<double> back(x.size(), 0.0);
+  cx->col2im(y.data(), back.data(), g, groups, per);
+  double lhs = 0, rhs = 0;
+  for (size_t i = 0; i < cols.size(); ++i) lhs += cols[i] * y[i];
+  for (size_t i = 0; i < x.size(); ++i) rhs += x[i] * back[i];
+  EXPECT_NEAR(lhs, rhs, 1e-10 * std::abs(lhs));
+}
+
+TEST(GraphCompute, PoolingOnHandWorkedExamples) {
+  auto cx = make_cpu_compute<double>();
+  // One 3x3 plane, 2x2 windows, stride 2, pads bottom/right 1: windows {0,1,3,4}, {2,5},
+  // {6,7}, {8}. Ties go to the first cell in scan order.
+  const std::vector<double> x = {1, 5, 2, 5, 3, 2, -1, -1, -4};
+  WindowGeom g;
+  g.channels = 1;
+  g.height = g.width = 3;
+  g.kh = g.kw = 2;
+  g.sh = g.sw = 2;
+  g.pad_bottom = g.pad_right = 1;
+  g.out_h = g.out_w = 2;
+  std::vector<double> y(4);
+  std::vector<int64_t> am(4);
+  cx->maxpool(x.data(), y.data(), am.data(), g, 1);
+  EXPECT_EQ(y, (std::vector<double>{5, 2, -1, -4}));
+  EXPECT_EQ(am, (std::vector<int64_t>{1, 2, 6, 8}));
+  cx->avgpool(x.data(), y.data(), g, false, 1, false);
+  EXPECT_EQ(y, (std::vector<double>{14.0 / 4, 4.0 / 2, -2.0 / 2, -4.0}));
+  cx->avgpool(x.data(), y.data(), g, true, 1, false);  // padding cells counted
+  EXPECT_EQ(y, (std::vector<double>{14.0 / 4, 4.0 / 4, -2.0 / 4, -4.0 / 4}));
+}
+
+}  // namespace
+}  // namespace hspec
