@@ -208,12 +208,12 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
         throw InputError(where + ": input " + std::to_string(k) + " must be constant");
       cin.push_back(in[k] ? &in[k]->t : nullptr);
     }
-    GraphTensor probe;  // shapes only; a scalar-free stand-in of the right shape
+    GraphTensor probe;  // shapes only: these ops move no values, so it holds none
     probe.kind = GraphTensor::Kind::Int;
     probe.shape = x;
     if (op == "Reshape") {
+      need(1);
       if (!in[0]->batched) {
-        probe.ints.assign(size_t(checked_numel(x, where)), 0);
         cin[0] = &probe;
         return eval_fold_op(n, cin, true, where).shape;
       }
@@ -232,7 +232,6 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
           rest[k] = k + 1 < x.size() ? x[k + 1] : -2;
       std::vector<int64_t> sample(x.begin() + 1, x.end());
       probe.shape = sample;
-      probe.ints.assign(size_t(checked_numel(sample, where)), 0);
       GraphTensor shape_t;
       shape_t.kind = GraphTensor::Kind::Int;
       shape_t.shape = {int64_t(rest.size())};
@@ -243,7 +242,6 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
       out.insert(out.begin(), batch);
       return out;
     }
-    probe.ints.assign(size_t(checked_numel(x, where)), 0);
     cin[0] = &probe;
     return eval_fold_op(n, cin, true, where).shape;
   }
@@ -269,6 +267,7 @@ Run evaluate(const RawModel& m, int64_t batch) {
     r.values[name] = std::move(v);
   }
   r.folded.assign(g.nodes.size(), false);
+  int64_t folded_elements = 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const GraphNode& n = g.nodes[i];
     const std::string where = m.file + ": " + label(n);
@@ -293,14 +292,15 @@ Run evaluate(const RawModel& m, int64_t batch) {
       if (shape_only && !in_v[0]->constant) {
         shape_probe.shape = in_v[0]->shape;  // Shape/Size read only the shape
         cin[0] = &shape_probe;
-        shape_probe.kind = GraphTensor::Kind::Int;
-        if (n.op == "Size")
-          shape_probe.ints.resize(size_t(checked_numel(shape_probe.shape, where)));
+        shape_probe.kind = GraphTensor::Kind::Int;  // Shape and Size read no values
       }
       const bool like_int = castlike && in_v[1] && in_v[1]->is_int;
       if (n.outputs.size() != 1) throw InputError(where + ": expected one output");
       Value v;
       v.t = eval_fold_op(n, cin, like_int, where);
+      folded_elements += v.t.numel();
+      if (folded_elements > 4 * kMaxFoldedElements)
+        throw InputError(where + ": folding the graph's constants needs too much memory");
       v.shape = v.t.shape;
       v.is_int = !v.t.is_float();
       v.constant = true;
@@ -308,6 +308,9 @@ Run evaluate(const RawModel& m, int64_t batch) {
       r.folded[i] = true;
       continue;
     }
+    if (all_const)
+      throw InputError(where + ": computes on constants only, which hspec does not fold for '" +
+                       n.op + "'");
     if (!is_graph_engine_op(n.op))
       throw InputError(where + ": operator '" + n.op +
                        "' on data or parameters is not supported by the graph engine (hspec "

@@ -37,11 +37,18 @@ GraphTensor make(Kind k, std::vector<int64_t> shape, const std::string& where) {
   return t;
 }
 
+// The node being folded, for the one error put() can raise.
+thread_local const std::string* current_where = nullptr;
+
 void put(GraphTensor& t, int64_t i, double v) {
-  if (t.is_float())
+  if (t.is_float()) {
     t.values[i] = v;
-  else
-    t.ints[i] = int64_t(v);
+    return;
+  }
+  if (!(v >= -9.2e18 && v <= 9.2e18))  // also NaN: converting it to int64 is undefined
+    bad(current_where ? *current_where : std::string("ONNX folding"),
+        "an integer result is out of range");
+  t.ints[i] = int64_t(v);
 }
 
 int64_t norm_axis(int64_t axis, int64_t rank, const std::string& where) {
@@ -80,10 +87,13 @@ int64_t source_index(const std::vector<int64_t>& out, const std::vector<int64_t>
 GraphTensor elementwise(const std::vector<const GraphTensor*>& in, Kind kind,
                         const std::function<double(const std::vector<double>&)>& f,
                         const std::string& where) {
+  if (in.empty() || !in[0]) bad(where, "an input is missing");
   std::vector<int64_t> shape = in[0]->shape;
   for (size_t k = 1; k < in.size(); ++k) shape = broadcast(shape, in[k]->shape, where);
   GraphTensor out = make(kind, shape, where);
   std::vector<double> args(in.size());
+  for (const GraphTensor* t : in)
+    if (!t) bad(where, "an input is missing");
   for (int64_t i = 0; i < out.numel(); ++i) {
     for (size_t k = 0; k < in.size(); ++k)
       args[k] = get(*in[k], source_index(shape, in[k]->shape, i));
@@ -190,6 +200,7 @@ std::vector<int64_t> as_ints(const GraphTensor& t, const std::string& where) {
 GraphTensor eval_fold_op(const GraphNode& n, const std::vector<const GraphTensor*>& in,
                          bool like_is_int, const std::string& where) {
   const std::string& op = n.op;
+  current_where = &where;
   const size_t min_inputs =
       op == "Constant"                                 ? 0
       : (op == "Where" || op == "Range")               ? 3
@@ -271,16 +282,18 @@ GraphTensor eval_fold_op(const GraphNode& n, const std::vector<const GraphTensor
   if (op == "Mul") return num([](auto& v) { return v[0] * v[1]; });
   if (op == "Div") {
     if (!x->is_float())
-      for (int64_t d : in[1]->ints)
-        if (d == 0) bad(where, "integer division by zero");
+      for (int64_t i = 0; i < in[1]->numel(); ++i)
+        if (get(*in[1], i) == 0) bad(where, "integer division by zero");
     return num([&](auto& v) { return x->is_float() ? v[0] / v[1] : std::trunc(v[0] / v[1]); });
   }
   if (op == "Mod") {
     if (x->is_float()) bad(where, "Mod on floats is not folded");
-    for (int64_t d : in[1]->ints)
-      if (d == 0) bad(where, "integer modulo by zero");
+    for (int64_t i = 0; i < in[1]->numel(); ++i)
+      if (get(*in[1], i) == 0) bad(where, "integer modulo by zero");
     return num([](auto& v) {
-      const int64_t a = int64_t(v[0]), b = int64_t(v[1]), r = a % b;
+      const int64_t a = int64_t(v[0]), b = int64_t(v[1]);
+      if (b == -1) return 0.0;  // INT64_MIN % -1 overflows
+      const int64_t r = a % b;
       return double(r != 0 && ((r < 0) != (b < 0)) ? r + b : r);
     });
   }
@@ -304,7 +317,11 @@ GraphTensor eval_fold_op(const GraphNode& n, const std::vector<const GraphTensor
     std::vector<int64_t> axes = axes_of(n, in, where), shape = x->shape;
     const int64_t r = int64_t(shape.size() + axes.size());
     std::vector<bool> at(r, false);
-    for (int64_t a : axes) at[norm_axis(a, r, where)] = true;
+    for (int64_t a : axes) {
+      const int64_t k = norm_axis(a, r, where);
+      if (at[k]) bad(where, "Unsqueeze axes repeat");
+      at[k] = true;
+    }
     std::vector<int64_t> out;
     for (int64_t i = 0, j = 0; i < r; ++i) out.push_back(at[i] ? 1 : shape[j++]);
     GraphTensor t = *x;

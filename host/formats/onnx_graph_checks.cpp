@@ -70,6 +70,8 @@ void check_and_sort(RawModel& m) {
     if (!is_graph_engine_op(n.op) && !is_graph_fold_op(n.op))
       throw InputError(m.file + ": " + node_label(n, i) + ": operator '" + n.op +
                        "' is not supported by hspec");
+    if (n.outputs.empty() || n.outputs[0].empty())
+      throw InputError(m.file + ": " + node_label(n, i) + " has no output");
     for (const auto& out : n.outputs) {
       if (out.empty()) continue;
       if (defined.count(out) || producer.count(out))
@@ -135,6 +137,10 @@ void choose_parameters(RawModel& m) {
       }
       Use u{n.op + " input " + std::to_string(s) + " of " + node_label(n, i),
             is_weight_slot(n.op, s)};
+      if (u.weight && !g.initializers.at(init).is_float() &&
+          (n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul" || n.op == "BatchNormalization"))
+        throw InputError(m.file + ": initializer '" + init + "' (" + u.where +
+                         ") is not floating point");
       // A scalar added is a constant of a decomposed formula (GELU's 1), not a bias.
       if (n.op == "Add" && g.initializers.at(init).numel() <= 1) u.weight = false;
       if (u.weight && g.initializers.at(init).is_float() &&

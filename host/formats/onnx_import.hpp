@@ -20,7 +20,7 @@ struct RawModel {
 // The largest tensor the importer materialises (a file's tensor must also fit in the file).
 constexpr int64_t kMaxElements = int64_t(1) << 28;
 // The largest tensor folding may create (ConstantOfShape, Expand, Range).
-constexpr int64_t kMaxFoldedElements = int64_t(1) << 24;
+constexpr int64_t kMaxFoldedElements = int64_t(1) << 22;
 
 // Checks SSA form and sorts nodes topologically (InputError on cycles, undefined values,
 // values produced twice, unknown ops).

@@ -162,8 +162,11 @@ std::vector<unsigned char> read_external(const onnx::TensorProto& tp, const std:
     }
   }
   if (location.empty()) fail(file, what + ": external data without a location");
-  if (location[0] == '/' || location.find("..") != std::string::npos ||
-      location.find('\0') != std::string::npos)
+  const bool parent =
+      location == ".." || location.rfind("../", 0) == 0 ||
+      location.find("/../") != std::string::npos ||
+      (location.size() >= 3 && location.compare(location.size() - 3, 3, "/..") == 0);
+  if (location[0] == '/' || parent || location.find('\0') != std::string::npos)
     fail(file, what + ": external data path '" + location + "' leaves the model's folder");
   const std::string dir = real_path(dir_of(file));
   const std::string data = real_path(dir_of(file) + "/" + location);
@@ -307,6 +310,12 @@ void read_input(const onnx::ValueInfoProto& vi, RawModel& m) {
 void read_model(const onnx::ModelProto& model, RawModel& m) {
   const std::string& file = m.file;
   if (!model.has_graph()) fail(file, "no graph (not an ONNX model?)");
+  int64_t opset = 0;
+  for (const auto& op : model.opset_import())
+    if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
+  if (model.ir_version() < 3 || opset < 7)
+    fail(file, "IR version " + std::to_string(model.ir_version()) + ", opset " +
+                   std::to_string(opset) + ": hspec reads ONNX IR 3+ with the ai.onnx opset 7+");
   const auto& gp = model.graph();
   for (int i = 0; i < gp.initializer_size(); ++i) {
     const auto& tp = gp.initializer(i);
