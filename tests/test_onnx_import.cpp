@@ -12,9 +12,22 @@
 #include "hspec/graph/graph_ops.hpp"
 #include "hspec/safetensors.hpp"
 
-#if HSPEC_WITH_ONNX
 namespace hspec {
 namespace {
+
+// --params replaces an ONNX graph's initializers; with a safetensors checkpoint it is a
+// usage error (exit 2), whether or not this build reads ONNX.
+TEST(OnnxCli, ParamsNeedsAnOnnxModel) {
+  const std::string err = testutil::scratch("onnx_", "cli.err");
+  const auto r = testutil::run_cli(
+      "analyze --model m.safetensors --data d.safetensors --params p.safetensors", err);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--params"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--model M.onnx"), std::string::npos) << r.err;
+  std::remove(err.c_str());
+}
+
+#if HSPEC_WITH_ONNX
 
 std::string fixture(const std::string& name) {
   return std::string(HSPEC_FIXTURES) + "/onnx/" + name;
@@ -234,6 +247,7 @@ TEST(OnnxImport, ApplyParamsRefusesMismatches) {
   expect_apply_fails({make_tensor("fc.bias", {3}, std::vector<double>{1, NAN, 0})}, "fc.bias");
 }
 
+#endif  // HSPEC_WITH_ONNX
+
 }  // namespace
 }  // namespace hspec
-#endif
