@@ -4,6 +4,7 @@
 // is rewritten with -1 on the sample axis); every other folded value becomes a constant.
 #include <map>
 #include <set>
+#include <utility>
 
 #include "hspec/error.hpp"
 #include "hspec/graph/graph_ops.hpp"
@@ -336,7 +337,7 @@ void fold_constants(RawModel& m) {
   const Run a = evaluate(m, 7), b = evaluate(m, 11);
   std::vector<GraphNode> kept;
   std::map<std::string, GraphTensor> inits;
-  for (const auto& p : g.parameters) inits[p] = g.initializers.at(p);
+  for (const auto& p : g.parameters) inits[p] = std::move(g.initializers.at(p));  // not read again
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (a.folded[i]) continue;
     GraphNode n = g.nodes[i];
