@@ -109,7 +109,7 @@ TEST(OnnxModels, CliAnalyzeWithParams) {
                                             " --params " + fixture("cnn.safetensors"),
                                         err);
   EXPECT_EQ(folded.code, 3);
-  EXPECT_NE(folded.err.find("do_constant_folding=False"), std::string::npos) << folded.err;
+  EXPECT_NE(folded.err.find("dynamo=True, optimize=False"), std::string::npos) << folded.err;
   std::remove(err.c_str());
 }
 

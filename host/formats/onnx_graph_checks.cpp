@@ -156,10 +156,10 @@ void choose_parameters(RawModel& m) {
       throw InputError(
           m.file + ": initializer '" + name + "' is used twice, as " + us[0].where + " and as " +
           us[1].where +
-          ": the graph ties them into one parameter, so its Hessian is not the model's "
-          "(exporters merge initializers that hold equal values). Export without folding: "
-          "torch.onnx.export(model, (x,), path, dynamo=True, optimize=False), or dynamo=False, "
-          "do_constant_folding=False, training=torch.onnx.TrainingMode.PRESERVE");
+          " (the exporter merged tensors holding equal values; the legacy exporter does so even "
+          "with do_constant_folding=False, e.g. a fresh BatchNorm's weight and running_var), so "
+          "differentiating it would tie them and the Hessian would not be the model's. Export "
+          "with torch.onnx.export(model, (x,), path, dynamo=True, optimize=False)");
     const GraphTensor& t = g.initializers.at(name);
     for (size_t k = 0; k < t.values.size(); ++k)
       if (!std::isfinite(t.values[k]))

@@ -36,8 +36,7 @@ void apply_params(Graph& g, const std::string& safetensors_path) {
       throw InputError(both + ": tensor '" + name +
                        "' is not in the graph (the exporter folded or renamed it; export "
                        "without folding: torch.onnx.export(model, (x,), path, dynamo=True, "
-                       "optimize=False), or dynamo=False, do_constant_folding=False, "
-                       "training=torch.onnx.TrainingMode.PRESERVE)");
+                       "optimize=False))");
     }
     const GraphTensor& t = it->second;
     if (info.shape != t.shape)
