@@ -40,6 +40,11 @@ void fold_constants(RawModel& m);
 GraphTensor eval_fold_op(const GraphNode& n, const std::vector<const GraphTensor*>& in,
                          bool like_is_int, const std::string& where);
 
+// The data-movement fold ops (Reshape, Squeeze, Unsqueeze, Concat, Gather, Slice,
+// Transpose, Expand): false when `n` is none of them. Inputs checked by eval_fold_op.
+bool eval_layout_op(const GraphNode& n, const std::vector<const GraphTensor*>& in,
+                    const std::string& where, GraphTensor& result);
+
 // The tensor's values as int64 (Int kind), InputError naming `where` otherwise.
 std::vector<int64_t> as_ints(const GraphTensor& t, const std::string& where);
 
