@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 # Writes the fuzz seed corpus (fuzz/corpus/<target>/): small valid and near-valid inputs.
 # The files are checked in; rerun this after changing it (python3, standard library only).
+# fuzz/corpus/fuzz_onnx/ is not written here: its seeds are PyTorch exports, written by
+# tests/fixtures/make_onnx_fixtures.py (--fuzz-seeds-only).
 import gzip
 import json
 import os

@@ -217,6 +217,11 @@ uint64_t parse_bytes(const std::string& s) {
 void check_analyze_options(const AnalyzeOptions& opt) {
   if (opt.model_path.empty()) throw UsageError("--model is required");
   if (opt.data_path.empty()) throw UsageError("--data is required");
+  const std::string onnx_ext = ".onnx";
+  if (!opt.params_path.empty() && (opt.model_path.size() < onnx_ext.size() ||
+                                   opt.model_path.compare(opt.model_path.size() - onnx_ext.size(),
+                                                          onnx_ext.size(), onnx_ext) != 0))
+    throw UsageError("--params replaces an ONNX graph's initializers: it needs --model M.onnx");
   // In int64: with both near INT_MAX, top + bottom would overflow int (undefined behaviour).
   if (opt.top < 0 || opt.bottom < 0 || int64_t{opt.top} + opt.bottom == 0)
     throw UsageError("--top and --bottom must be >= 0 and not both 0");

@@ -12,6 +12,14 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
 fi
+# ONNX import (HSPEC_ONNX=AUTO builds it when these are present): libonnx-dev's onnx.proto
+# bindings and protobuf. Optional: without them hspec builds with no ONNX support.
+for p in libonnx-dev libprotobuf-dev; do
+  if ! dpkg -s "$p" >/dev/null 2>&1; then
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$p"; } ||
+      echo "install-deps: $p not installed (hspec builds without ONNX import)" >&2
+  fi
+done
 # Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist/) for scripts/demo.sh and
 # the Fashion-MNIST training test. Optional: an archive without it must not stop a build.
 if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then

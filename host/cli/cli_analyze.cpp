@@ -62,6 +62,8 @@ Command add_analyze(CLI::App& app) {
   CLI::App* a = app.add_subcommand(
       "analyze", "top/bottom eigenvalues of the Hessian (or Gauss-Newton) of the training loss");
   a->add_option("--model", o.model_path, "checkpoint (.safetensors)")->required();
+  a->add_option("--params", o.params_path,
+                "state_dict (.safetensors) replacing an ONNX model's initializers by name");
   add_analyze_options(a, *st);  // shared with `compare`
   a->add_option("--json", st->json, "write the JSON report to PATH ('-' = stdout, JSON only)");
   a->add_option("--plot", st->plot, "draw the --density curve to an SVG file");

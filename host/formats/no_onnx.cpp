@@ -5,7 +5,9 @@
 
 namespace hspec {
 
-bool built_with_onnx() { return false; }
+bool built_with_onnx() {
+  return false;
+}
 
 Graph load_onnx(const std::string& path) {
   throw UsageError(path +

@@ -16,6 +16,7 @@ namespace hspec {
 
 struct AnalyzeOptions {
   std::string model_path;
+  std::string params_path;  // --params: a state_dict (safetensors) for an ONNX --model
   std::string data_path;
   std::string labels_path;
   std::string activation;  // "" = from the checkpoint's metadata
