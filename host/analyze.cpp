@@ -217,11 +217,6 @@ uint64_t parse_bytes(const std::string& s) {
 void check_analyze_options(const AnalyzeOptions& opt) {
   if (opt.model_path.empty()) throw UsageError("--model is required");
   if (opt.data_path.empty()) throw UsageError("--data is required");
-  const std::string onnx_ext = ".onnx";
-  if (!opt.params_path.empty() && (opt.model_path.size() < onnx_ext.size() ||
-                                   opt.model_path.compare(opt.model_path.size() - onnx_ext.size(),
-                                                          onnx_ext.size(), onnx_ext) != 0))
-    throw UsageError("--params replaces an ONNX graph's initializers: it needs --model M.onnx");
   // In int64: with both near INT_MAX, top + bottom would overflow int (undefined behaviour).
   if (opt.top < 0 || opt.bottom < 0 || int64_t{opt.top} + opt.bottom == 0)
     throw UsageError("--top and --bottom must be >= 0 and not both 0");
@@ -241,8 +236,12 @@ void check_analyze_options(const AnalyzeOptions& opt) {
 AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   check_analyze_options(opt);
-  if (is_graph_model(opt.model_path)) {  // ONNX: the graph engine (host/graph/)
-    const Graph graph = load_onnx(opt.model_path);
+  const bool graph_model = is_graph_model(opt.model_path);
+  if (!opt.params_path.empty() && !graph_model)
+    throw UsageError("--params replaces an ONNX graph's initializers: it needs --model M.onnx");
+  if (graph_model) {  // ONNX: the graph engine (host/graph/)
+    Graph graph = load_onnx(opt.model_path);
+    if (!opt.params_path.empty()) apply_params(graph, opt.params_path);
     return run_analyze_graph(
         opt, graph, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }

@@ -72,7 +72,7 @@ void check_against_reference(const std::string& onnx, const std::string& model,
       op.apply(BlockView<const double>(eye.data(), p, cols),
                BlockView<double>(h.data() + j0 * p, p, cols));
     }
-    std::vector<double> w(size_t(p));
+    std::vector<double> w(static_cast<size_t>(p));
     lapack_eigensolver().solve(p, h.data(), p, w.data());
     const auto top = ref.read_double(prefix + "eig_top");
     const auto bottom = ref.read_double(prefix + "eig_bottom");

@@ -48,7 +48,12 @@ Row analyze_one(const AnalyzeOptions& base, const std::string& path) {
   Row row;
   row.checkpoint = path;
   AnalyzeOptions opt = base;
-  opt.model_path = path;
+  // With --graph, every checkpoint is a state_dict for that one exported graph.
+  if (base.model_path.empty()) {
+    opt.model_path = path;
+  } else {
+    opt.params_path = path;
+  }
   try {
     row.report = run_analyze(opt);
     row.code = row.report.converged ? 0 : 4;
@@ -113,12 +118,15 @@ Command add_compare(CLI::App& app) {
   struct State : AnalyzeCli {
     std::vector<std::string> checkpoints;
     std::string jsonl;
+    std::string graph;  // --graph M.onnx: the checkpoints are state_dicts for it
   };
   auto st = std::make_shared<State>();
   CLI::App* a = app.add_subcommand(
       "compare",
       "analyze several checkpoints with the same data, options and seeds; table by sharpness");
   a->add_option("checkpoints", st->checkpoints, "checkpoints (.safetensors)")->required();
+  a->add_option("--graph", st->graph,
+                "an ONNX graph (.onnx); each checkpoint is then a state_dict for it (--params)");
   add_analyze_options(a, *st);  // the same options as `analyze`
   a->add_option("--jsonl", st->jsonl,
                 "write one JSON object per checkpoint and line to PATH ('-' = stdout only)");
@@ -127,6 +135,7 @@ Command add_compare(CLI::App& app) {
     st->o.model_path = st->checkpoints.empty() ? std::string() : st->checkpoints.front();
     if (st->checkpoints.empty()) throw UsageError("compare: give at least one checkpoint");
     finish_analyze_options(*st);
+    st->o.model_path = st->graph;  // "" = each checkpoint is a model
   };
   auto run = [st, check]() {
     check();
