@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
       const int64_t max_block = *std::max_element(args.blocks.begin(), args.blocks.end());
       hspec::CpuOperatorOptions opt;
       opt.loss = w.loss;
-      opt.max_block = max_block;
+      opt.max_block = std::max<int64_t>(max_block, 2);  // check() applies two directions at once
       opt.memory_budget = 8ull << 30;
       const auto t0 = Clock::now();
       hspec::CpuCurvatureOperator<float> op(model, ds, opt);
