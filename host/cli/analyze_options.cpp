@@ -27,6 +27,7 @@ void add_analyze_options(CLI::App* a, AnalyzeCli& st) {
   a->add_flag("--exact", o.exact,
               "dense matrix from products + LAPACK: the whole spectrum (small models)");
   a->add_option("--max-memory", st.max_memory, "memory budget, e.g. 8G (default: half of RAM)");
+  a->add_flag("--quiet", st.quiet, "show no progress on stderr (results and errors still)");
   a->add_flag("--no-timings", st.no_timings,
               "omit wall times from the JSON, so reruns with the same seed are byte-identical");
   a->add_flag("--trace", o.trace, "estimate the trace (Krylov Hutch++ on Rademacher probes)");

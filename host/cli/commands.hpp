@@ -29,6 +29,7 @@ struct AnalyzeCli {
   AnalyzeOptions o;
   std::string max_memory;
   bool no_timings = false;
+  bool quiet = false;  // --quiet: no progress on stderr
 };
 void add_analyze_options(CLI::App* a, AnalyzeCli& st);
 // Parses --max-memory, sets timings, runs check_analyze_options (UsageError).
