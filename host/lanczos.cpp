@@ -8,6 +8,10 @@
 // generous because memory is cheap next to products: with 2(top+bottom) + 2b columns the
 // near-zero cluster at the bottom of a Fashion-MNIST MLP's Gauss-Newton matrix (12,730
 // parameters) was still unconverged after 3200 products; with 60 it converged.
+//
+// Stopping: convergence is checked after every block, so a loose tolerance stops as soon as
+// it is met; the wanted values' true residuals are checked once, before the one probe round
+// that looks for missed copies, and are what is reported unless the probe changes them.
 #include "hspec/lanczos.hpp"
 
 #include <algorithm>
