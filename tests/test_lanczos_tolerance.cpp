@@ -156,6 +156,33 @@ TEST(LanczosTolerance, SeparatedTopValuesComeInOrderWithGaps) {
   }
 }
 
+// A double eigenvalue at the top, block 1: one Krylov space holds a single vector of the
+// pair, so only the probe round can report the second copy, and it must at a loose
+// tolerance as well as at a tight one.
+TEST(LanczosTolerance, ProbeRoundFindsTheSecondCopyAtLooseTolerance) {
+  std::vector<double> d = {10.0, 10.0, 7.0};
+  for (int i = 0; i < 300; ++i) d.push_back(5.0 * i / 299.0 - 1.0);  // bulk in [-1, 4]
+  for (double tol : {1e-2, 1e-3, 1e-8}) {
+    for (uint64_t seed : {1, 2, 3}) {
+      SCOPED_TRACE("tol " + std::to_string(tol) + " seed " + std::to_string(seed));
+      DiagonalOperator<double> op(d);
+      CpuSpace<double> space;
+      LanczosOptions opt;
+      opt.top = 3;
+      opt.bottom = 1;
+      opt.tol = tol;
+      opt.seed = seed;
+      const auto r = BlockLanczos<double>(op, space).compute(opt);
+      ASSERT_EQ(r.top.size(), 3u);
+      EXPECT_TRUE(r.converged);
+      EXPECT_GE(r.probes, 1);
+      EXPECT_NEAR(r.top[0].value, 10.0, tol * 10);
+      EXPECT_NEAR(r.top[1].value, 10.0, tol * 10);
+      EXPECT_NEAR(r.top[2].value, 7.0, tol * 10);
+    }
+  }
+}
+
 // The stopping rule spends only what the tolerance needs: over these problems and seeds a
 // tolerance of 1e-3 costs at most 60% of the products of 1e-10.
 TEST(LanczosTolerance, LooseToleranceCostsFewerProducts) {
