@@ -92,6 +92,7 @@ template <class T>
 void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
                 const LanczosOptions& lo, const SymmetricEigensolver& eig, AnalyzeReport& rep) {
   if (opt.exact) {
+    report_phase(opt.progress, "exact");  // dense build and solve: elapsed time only
     const uint64_t budget = opt.max_memory > 0 ? opt.max_memory : default_max_memory();
     ExactResult ex = exact_spectrum<T>(op, space, opt.top, opt.bottom, opt.tol, budget, eig);
     rep.exact_solver = ex.solver;
@@ -128,6 +129,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
   lo.max_basis = opt.max_basis;
   lo.seed = opt.seed;
   lo.cancel = opt.cancel;
+  lo.progress = opt.progress;
   CpuOperatorOptions co;
   co.curvature = parse_curvature(opt.curvature);
   co.loss = loss;
@@ -140,6 +142,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
   } else {
     co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block, dev);
   }
+  report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
   if (dev.cuda) {
     CudaOperatorOptions cu;
     cu.base = co;
@@ -250,6 +253,7 @@ AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   if (opt.precision == "tf32" && !dev.cuda)
     throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
 
+  report_phase(opt.progress, "loading");
   Model model = load_model(opt.model_path);
   if (!opt.activation.empty()) {
     model.activation = parse_activation(opt.activation);

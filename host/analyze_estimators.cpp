@@ -92,6 +92,8 @@ void run_estimators(CurvatureOperator<T>& op, VectorSpace<T>& space, const Analy
     to.round = kTraceRound;
     to.seed = opt.seed;
     to.cancel = opt.cancel;
+    to.progress = opt.progress;
+    report_phase(opt.progress, "trace", opt.trace_hvps);
     rep.trace_estimate = estimate_trace<T>(op, space, to);
     rep.has_trace_estimate = true;
   }
@@ -101,6 +103,8 @@ void run_estimators(CurvatureOperator<T>& op, VectorSpace<T>& space, const Analy
     dopt.steps = opt.steps;
     dopt.seed = opt.seed;
     dopt.cancel = opt.cancel;
+    dopt.progress = opt.progress;
+    report_phase(opt.progress, "density", int64_t{opt.probes} * opt.steps);
     rep.density = slq_density<T>(op, space, dopt);
     rep.has_density = true;
   }

@@ -47,6 +47,13 @@ Density slq_density(CurvatureOperator<T>& op, VectorSpace<T>& space, const Densi
       break;
     }
     apply_blocked<T>(op, basis.columns(t * k, k), w.view());
+    if (opt.progress) {
+      Progress p;
+      p.phase = "density";
+      p.products = op.products() - p0;
+      p.budget = steps * k;
+      opt.progress->report(p);
+    }
     bool any = false;
     for (int64_t j = 0; j < k; ++j) {
       if (!active[j]) continue;

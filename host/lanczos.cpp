@@ -8,6 +8,10 @@
 // generous because memory is cheap next to products: with 2(top+bottom) + 2b columns the
 // near-zero cluster at the bottom of a Fashion-MNIST MLP's Gauss-Newton matrix (12,730
 // parameters) was still unconverged after 3200 products; with 60 it converged.
+//
+// Stopping: convergence is checked after every block, so a loose tolerance stops as soon as
+// it is met; the wanted values' true residuals are checked once, before the one probe round
+// that looks for missed copies, and are what is reported unless the probe changes them.
 #include "hspec/lanczos.hpp"
 
 #include <algorithm>
@@ -39,12 +43,14 @@ class Solver {
   void rayleigh_ritz();
   void restart(int64_t kb, int64_t kt, bool fresh);
   void true_residuals(const Matrix<T>& u, const std::vector<int64_t>& idx);
+  void finish(LanczosResult<T>& out, double rel, double scale);
 
   CurvatureOperator<T>& op_;
   VectorSpace<T>& space_;
   const LanczosOptions& opt_;
   const double eps_ = std::numeric_limits<T>::epsilon();
   int64_t n_ = 0, b_ = 0, m_max_ = 0;
+  int64_t top_ = 0, bottom_ = 0;   // values wanted at each end (at most n)
   Matrix<T> V_, W_, S_;            // basis (+ residual block), product block, restart scratch
   std::vector<double> T_, H_, R_;  // projected matrix, block coefficients, W = Q R factor
   int64_t m_ = 0;                  // basis columns whose products are folded into T
@@ -261,6 +267,60 @@ void Solver<T>::true_residuals(const Matrix<T>& u, const std::vector<int64_t>& i
   }
 }
 
+// The reported values: the wanted Ritz pairs of the current basis with their true residuals,
+// gaps, converged flags and (when asked) vectors. Costs one product per value unless the run
+// was interrupted or the basis spans the whole space.
+template <class T>
+void Solver<T>::finish(LanczosResult<T>& out, double rel, double scale) {
+  const int64_t m = m_, kt = std::min(top_, m), kb = std::min(bottom_, m);
+  std::vector<int64_t> top_idx, bottom_idx;
+  for (int64_t i = 0; i < kt; ++i) top_idx.push_back(m - 1 - i);
+  for (int64_t i = 0; i < kb; ++i) bottom_idx.push_back(i);
+  auto vectors = [&](const std::vector<int64_t>& idx) {
+    const int64_t q = static_cast<int64_t>(idx.size());
+    std::vector<double> y(static_cast<size_t>(m * q));
+    for (int64_t c = 0; c < q; ++c) std::copy_n(&Y_[idx[c] * m], m, &y[c * m]);
+    Matrix<T> u = space_.allocate(n_, q);
+    space_.update(u.view(), V_.columns(0, m), y.data(), m, 1.0, 0.0);
+    return u;
+  };
+  Matrix<T> top_u, bottom_u;
+  // Interrupted: report the recurrence's estimates rather than spend more products.
+  const bool check = w_ > 0 && !out.interrupted;
+  if (opt_.want_vectors || check) {
+    top_u = vectors(top_idx);
+    bottom_u = vectors(bottom_idx);
+  }
+  // Unless the whole space is spanned (Ritz pairs exact), replace the recurrence's residual
+  // estimates by true residuals ||C u - theta u||: at rounding level the estimate can fall
+  // far below the truth, and the converged flags must not rest on it.
+  if (check) {
+    true_residuals(top_u, top_idx);
+    true_residuals(bottom_u, bottom_idx);
+  }
+  // An estimate is not a proof, so an interrupted run claims no converged value.
+  auto conv = [&](int64_t i) { return !out.interrupted && res_[i] <= rel * scale; };
+  // The distance to the rest of the spectrum as far as the other Ritz values bound it (each
+  // has an eigenvalue within its residual); RitzValue::gap says what it is worth.
+  auto gap = [&](int64_t i) {
+    double g = std::numeric_limits<double>::infinity();
+    for (int64_t j = 0; j < m; ++j)
+      if (j != i) g = std::min(g, std::abs(theta_[i] - theta_[j]) - res_[j]);
+    return !out.interrupted && std::isfinite(g) && g > res_[i] ? g : 0.0;
+  };
+  out.top.clear();
+  out.bottom.clear();
+  for (int64_t i : top_idx) out.top.push_back({theta_[i], res_[i], conv(i), gap(i)});
+  for (int64_t i : bottom_idx) out.bottom.push_back({theta_[i], res_[i], conv(i), gap(i)});
+  if (opt_.want_vectors) {
+    out.top_vectors = top_u;
+    out.bottom_vectors = bottom_u;
+  }
+  out.converged = true;
+  for (const auto& v : out.top) out.converged &= v.converged;
+  for (const auto& v : out.bottom) out.converged &= v.converged;
+}
+
 template <class T>
 LanczosResult<T> Solver<T>::run() {
   if (op_.where() != space_.where())
@@ -271,8 +331,8 @@ LanczosResult<T> Solver<T>::run() {
     throw Error("BlockLanczos: ask for at least one eigenvalue (top + bottom >= 1)");
   if (opt_.max_basis < 0 || opt_.max_products < 0 || !(opt_.tol >= 0))
     throw Error("BlockLanczos: max_basis, max_products and tol must be >= 0");
-  const int64_t top = std::min<int64_t>(opt_.top, n_);
-  const int64_t bottom = std::min<int64_t>(opt_.bottom, n_);
+  const int64_t top = top_ = std::min<int64_t>(opt_.top, n_);
+  const int64_t bottom = bottom_ = std::min<int64_t>(opt_.bottom, n_);
   b_ = std::max<int64_t>(1, std::min<int64_t>({opt_.block, n_, op_.max_block()}));
   const int64_t want = top + bottom;
   m_max_ = lanczos_basis_columns(opt_, n_, op_.max_block());
@@ -302,19 +362,54 @@ LanczosResult<T> Solver<T>::run() {
   // relative to themselves, while |theta - lambda| <= res <= tol ||C|| is the accuracy users
   // compare against (e.g. "to 1e-6 of lambda_max").
   const double rel = std::max(opt_.tol, 100.0 * eps_);
-  auto converged = [&](int64_t i) {
-    const double scale = std::max(std::abs(theta_.front()), std::abs(theta_.back()));
-    return res_[i] <= rel * scale;
-  };
+  auto scale = [&] { return std::max(std::abs(theta_.front()), std::abs(theta_.back())); };
+  auto converged = [&](int64_t i) { return res_[i] <= rel * scale(); };
   LanczosResult<T> out;
   int64_t extra = 0;              // 1 in probe rounds: one more value per end must converge
   std::vector<double> confirmed;  // the wanted values when they last converged
   auto cancelled = [&] { return opt_.cancel && opt_.cancel->load(std::memory_order_relaxed); };
+  // Converged values among the bottom + extra smallest and top + extra largest Ritz values of
+  // the last Rayleigh-Ritz step; true when that is all of them.
+  int64_t conv_b = 0, conv_t = 0;
+  auto all_converged = [&] {
+    const int64_t m = static_cast<int64_t>(theta_.size());
+    const int64_t xt = std::min(top + extra, m), xb = std::min(bottom + extra, m);
+    conv_b = conv_t = 0;
+    for (int64_t i = 0; i < xb; ++i) conv_b += converged(i);
+    for (int64_t i = m - xt; i < m; ++i) conv_t += converged(i);
+    return conv_b == xb && conv_t == xt;
+  };
+  auto report = [&](bool ritz) {
+    if (!opt_.progress) return;
+    Progress p;
+    p.phase = "eigenvalues";
+    p.products = used();
+    p.budget = total_budget;
+    if (ritz && !theta_.empty()) {
+      const int64_t m = static_cast<int64_t>(theta_.size());
+      const int64_t kt = std::min(top, m), kb = std::min(bottom, m);
+      p.has_ritz = true;
+      p.lowest = theta_.front();
+      p.highest = theta_.back();
+      p.wanted = kt + kb;
+      for (int64_t i = 0; i < kb; ++i) p.converged += converged(i);
+      for (int64_t i = m - kt; i < m; ++i) p.converged += converged(i);
+    }
+    opt_.progress->report(p);
+  };
+  report(false);
+  bool have_ritz = false;
   for (;;) {
-    bool out_of_budget = false;
+    bool out_of_budget = false, done = false;
     // Cancellation is honoured only after at least one extension since the last (re)start:
     // rayleigh_ritz needs the residual block R of the current basis to estimate residuals.
     int64_t extended = 0;
+    // Convergence is checked as the basis grows, not only when it is full: the Rayleigh-Ritz
+    // step costs O(m^3) host flops, nothing next to a product, and a loose tolerance is
+    // often met long before the basis fills. Checks thin out (every m/32 columns) only for
+    // bases large enough that the m^3 would start to count.
+    int64_t next_check = std::min(n_, top + bottom + 2 * extra);
+    int64_t ritz_at = -1;  // basis size of the last Rayleigh-Ritz step in this cycle
     while (w_ > 0 && m_ + w_ <= m_max_) {
       if (m_ > 0 && used() + w_ > budget) {
         out_of_budget = true;
@@ -323,36 +418,52 @@ LanczosResult<T> Solver<T>::run() {
       if (extended > 0 && cancelled()) break;
       extend();
       ++extended;
+      if (m_ >= next_check) {
+        rayleigh_ritz();
+        ritz_at = m_;
+        have_ritz = true;
+        done = all_converged();
+        next_check = m_ + std::max<int64_t>(1, m_ / 32);
+      }
+      report(have_ritz);
+      if (done) break;
     }
-    rayleigh_ritz();
+    if (ritz_at != m_) {
+      rayleigh_ritz();
+      have_ritz = true;
+      done = all_converged();
+    }
     if (extended > 0 && cancelled()) {
       out.interrupted = true;
       break;
     }
     const int64_t m = m_, kt = std::min(top, m), kb = std::min(bottom, m);
-    const int64_t xt = std::min(top + extra, m), xb = std::min(bottom + extra, m);
-    int64_t conv_b = 0, conv_t = 0;
-    for (int64_t i = 0; i < xb; ++i) conv_b += converged(i);
-    for (int64_t i = m - xt; i < m; ++i) conv_t += converged(i);
-    const bool done = conv_b == xb && conv_t == xt;
+    std::vector<double> wanted(theta_.begin(), theta_.begin() + kb);
+    wanted.insert(wanted.end(), theta_.end() - kt, theta_.end());
+    bool same = confirmed.size() == wanted.size();
+    for (size_t i = 0; same && i < wanted.size(); ++i)
+      same = std::abs(wanted[i] - confirmed[i]) <= 2 * rel * scale();
+    if (done && same) break;  // the probe found nothing new: the values checked before stand
+    // A probe round needs room for a fresh block and, in the budget, for a full basis and
+    // another check of the values.
     if (done && opt_.probe_rounds > 0 && w_ > 0 && kb + kt + b_ <= m_max_ &&
-        used() + m_max_ <= budget) {
-      std::vector<double> wanted(theta_.begin(), theta_.begin() + kb);
-      wanted.insert(wanted.end(), theta_.end() - kt, theta_.end());
-      bool same = confirmed.size() == wanted.size();
-      for (size_t i = 0; same && i < wanted.size(); ++i)
-        same = std::abs(wanted[i] - confirmed[i]) <=
-               2 * rel * std::max(std::abs(theta_.front()), std::abs(theta_.back()));
-      if (!same && out.probes < opt_.probe_rounds) {
-        confirmed = wanted;
-        extra = 1;
-        restart(kb, kt, true);
-        ++out.probes;
-        continue;
-      }
+        used() + m_max_ + want <= budget) {
+      // Check these values now, before the probe: restarting from a fresh block drops the
+      // kept vectors' residual directions from the recurrence, so their residuals after
+      // the probe would be estimates that can fall below the truth by up to the tolerance.
+      finish(out, rel, scale());
+      if (!out.converged || out.probes >= opt_.probe_rounds) break;
+      confirmed = wanted;
+      extra = 1;
+      restart(kb, kt, true);
+      ++out.probes;
+      continue;
+    }
+    if (done || w_ == 0 || out_of_budget || used() + w_ > budget) {
+      // A probe cut short by the budget changes nothing: the values checked before stand.
+      if (done || confirmed.empty()) finish(out, rel, scale());
       break;
     }
-    if (done || w_ == 0 || out_of_budget || used() + w_ > budget) break;
 
     // Thick restart: keep the wanted vectors plus 2/3 of the spare room (all of it once as
     // many values have converged, as in Spectra), split between the ends. Keeping most of
@@ -364,46 +475,9 @@ LanczosResult<T> Solver<T>::run() {
     restart(kb + eb, kt + (more - eb), false);
     ++out.restarts;
   }
-
-  const int64_t m = m_, kt = std::min(top, m), kb = std::min(bottom, m);
-  std::vector<int64_t> top_idx, bottom_idx;
-  for (int64_t i = 0; i < kt; ++i) top_idx.push_back(m - 1 - i);
-  for (int64_t i = 0; i < kb; ++i) bottom_idx.push_back(i);
-  auto vectors = [&](const std::vector<int64_t>& idx) {
-    const int64_t q = static_cast<int64_t>(idx.size());
-    std::vector<double> y(static_cast<size_t>(m * q));
-    for (int64_t c = 0; c < q; ++c) std::copy_n(&Y_[idx[c] * m], m, &y[c * m]);
-    Matrix<T> u = space_.allocate(n_, q);
-    space_.update(u.view(), V_.columns(0, m), y.data(), m, 1.0, 0.0);
-    return u;
-  };
-  Matrix<T> top_u, bottom_u;
-  // Interrupted: report the recurrence's estimates rather than spend more products.
-  const bool check = w_ > 0 && !out.interrupted;
-  if (opt_.want_vectors || check) {
-    top_u = vectors(top_idx);
-    bottom_u = vectors(bottom_idx);
-  }
-  // Unless the whole space is spanned (Ritz pairs exact), replace the recurrence's residual
-  // estimates by true residuals ||C u - theta u||: at rounding level the estimate can fall
-  // far below the truth, and the converged flags must not rest on it.
-  if (check) {
-    true_residuals(top_u, top_idx);
-    true_residuals(bottom_u, bottom_idx);
-  }
-  // An estimate is not a proof, so an interrupted run claims no converged value.
-  auto conv = [&](int64_t i) { return !out.interrupted && converged(i); };
-  for (int64_t i : top_idx) out.top.push_back({theta_[i], res_[i], conv(i)});
-  for (int64_t i : bottom_idx) out.bottom.push_back({theta_[i], res_[i], conv(i)});
-  if (opt_.want_vectors) {
-    out.top_vectors = top_u;
-    out.bottom_vectors = bottom_u;
-  }
+  if (out.interrupted) finish(out, rel, scale());
   out.products = op_.products() - p0;
   out.reorth_repeats = repeats_;
-  out.converged = true;
-  for (const auto& v : out.top) out.converged &= v.converged;
-  for (const auto& v : out.bottom) out.converged &= v.converged;
   return out;
 }
 

@@ -13,8 +13,14 @@ namespace {
 
 nlohmann::json values(const std::vector<RitzValue>& v) {
   nlohmann::json a = nlohmann::json::array();
-  for (const RitzValue& r : v)
-    a.push_back({{"value", r.value}, {"residual", r.residual}, {"converged", r.converged}});
+  for (const RitzValue& r : v) {
+    nlohmann::json e = {{"value", r.value}, {"residual", r.residual}, {"converged", r.converged}};
+    // |value - lambda| <= residual always; residual^2 / gap too where the gap is known.
+    e["gap"] = r.gap > 0 ? nlohmann::json(r.gap) : nlohmann::json(nullptr);
+    e["gap_error_bound"] =
+        r.gap > 0 ? nlohmann::json(r.residual * r.residual / r.gap) : nlohmann::json(nullptr);
+    a.push_back(e);
+  }
   return a;
 }
 

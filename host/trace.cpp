@@ -234,6 +234,16 @@ TraceResult estimate_trace(CurvatureOperator<T>& op, VectorSpace<T>& space,
     r.converged =
         s >= n || (m >= std::max<int64_t>(2, opt.min_probes) &&
                    r.std_error * upper_factor(m - 1) <= opt.rel_tol * std::fabs(r.estimate));
+    if (opt.progress) {
+      Progress p;
+      p.phase = "trace";
+      p.products = used();
+      p.budget = budget;
+      p.has_estimate = true;
+      p.estimate = r.estimate;
+      p.std_error = r.std_error;
+      opt.progress->report(p);
+    }
     if (r.converged) break;
   }
   r.products = used();

@@ -31,6 +31,7 @@ void add_analyze_options(CLI::App* a, AnalyzeCli& st) {
   a->add_option("--threads", st.threads,
                 "CPU threads for the BLAS and hspec's loops (default: OMP_NUM_THREADS)")
       ->check(CLI::PositiveNumber);
+  a->add_flag("--quiet", st.quiet, "show no progress on stderr (results and errors still)");
   a->add_flag("--no-timings", st.no_timings,
               "omit wall times from the JSON, so reruns with the same seed are byte-identical");
   a->add_flag("--trace", o.trace, "estimate the trace (Krylov Hutch++ on Rademacher probes)");

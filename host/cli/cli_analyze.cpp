@@ -10,6 +10,7 @@
 #include "hspec/analyze.hpp"
 #include "hspec/analyze_estimators.hpp"
 #include "hspec/error.hpp"
+#include "progress_line.hpp"
 
 namespace hspec::cli {
 namespace {
@@ -75,7 +76,12 @@ Command add_analyze(CLI::App& app) {
     check();
     install_stop_handlers();
     st->o.cancel = &g_cancel;
+    std::unique_ptr<ProgressLine> progress;
+    if (!st->quiet) progress = std::make_unique<ProgressLine>();
+    st->o.progress = progress.get();
     const AnalyzeReport r = run_analyze(st->o);
+    st->o.progress = nullptr;
+    if (progress) progress->finish();  // the live line goes before the results are printed
     if (st->json != "-") std::cout << report_summary(r) << std::flush;
     if (!st->json.empty()) write_output(st->json, report_json(r));
     if (!st->plot.empty() && r.has_density) write_output(st->plot, density_plot_svg(r));

@@ -14,6 +14,7 @@
 #include "commands.hpp"
 #include "hspec/analyze.hpp"
 #include "hspec/error.hpp"
+#include "progress_line.hpp"
 
 namespace hspec::cli {
 namespace {
@@ -140,7 +141,18 @@ Command add_compare(CLI::App& app) {
   auto run = [st, check]() {
     check();
     std::vector<Row> rows;
-    for (const std::string& path : st->checkpoints) rows.push_back(analyze_one(st->o, path));
+    std::unique_ptr<ProgressLine> progress;
+    if (!st->quiet) progress = std::make_unique<ProgressLine>();
+    st->o.progress = progress.get();
+    for (size_t i = 0; i < st->checkpoints.size(); ++i) {
+      const std::string& path = st->checkpoints[i];
+      if (progress)
+        progress->set_context("checkpoint " + std::to_string(i + 1) + "/" +
+                              std::to_string(st->checkpoints.size()) + " " + path);
+      rows.push_back(analyze_one(st->o, path));
+    }
+    st->o.progress = nullptr;
+    if (progress) progress->finish();
     // Sharpest first; failures (no lambda_max) last, in the order given. stable_sort keeps
     // ties in command-line order.
     std::stable_sort(rows.begin(), rows.end(), [](const Row& x, const Row& y) {

@@ -30,6 +30,7 @@ struct AnalyzeCli {
   std::string max_memory;
   bool no_timings = false;
   int threads = 0;  // --threads: CPU threads (0: OMP_NUM_THREADS or the BLAS's default)
+  bool quiet = false;  // --quiet: no progress on stderr
 };
 void add_analyze_options(CLI::App* a, AnalyzeCli& st);
 // Parses --max-memory, sets timings, runs check_analyze_options (UsageError).

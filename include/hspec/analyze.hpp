@@ -38,6 +38,9 @@ struct AnalyzeOptions {
   // Set asynchronously (signal handler) to stop the solver early; the report then holds
   // the values so far and interrupted = true.
   const std::atomic<bool>* cancel = nullptr;
+  // When set, told what the run is doing (phases, products, Ritz values); the caller decides
+  // what to show. Not part of the result: the report is the same with or without it.
+  ProgressSink* progress = nullptr;
   // Issue 6: trace, density, verdict (README.md "Trace", "Density", "Verdict").
   bool trace = false;  // --trace: Hutch++/Hutchinson estimate
   std::string trace_method = "krylov-hutchpp";

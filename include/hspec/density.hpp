@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "hspec/operator.hpp"
+#include "hspec/progress.hpp"
 #include "hspec/space.hpp"
 
 namespace hspec {
@@ -17,6 +18,7 @@ struct DensityOptions {
   int steps = 80;  // Lanczos steps per probe (capped at the dimension)
   uint64_t seed = 0;
   const std::atomic<bool>* cancel = nullptr;  // stop between steps when it becomes true
+  ProgressSink* progress = nullptr;           // told after every step (phase "density")
 };
 
 // A discrete spectral measure: nodes (ascending) with weights summing to 1, approximating

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "hspec/operator.hpp"
+#include "hspec/progress.hpp"
 #include "hspec/space.hpp"
 
 namespace hspec {
@@ -29,6 +30,9 @@ struct LanczosOptions {
   // block extension and returns the Ritz values it has, with the recurrence's residual
   // estimates (no final check) and every converged flag false; LanczosResult::interrupted.
   const std::atomic<bool>* cancel = nullptr;
+  // When set, told after every block of products (phase "eigenvalues"): products so far of
+  // the budget, the extreme Ritz values and how many wanted values have converged.
+  ProgressSink* progress = nullptr;
 };
 
 // One reported eigenvalue. residual = ||C u - value u|| for the unit Ritz vector u.
@@ -36,10 +40,18 @@ struct LanczosOptions {
 // the basis spans the whole space, where Ritz pairs are exact). converged is true only when
 // residual <= max(tol, 100 eps) ||C||, eps being the machine epsilon of the
 // compute precision and ||C|| estimated by the extreme Ritz values.
+//
+// gap: the distance from value to the rest of the spectrum, estimated from the neighbouring
+// Ritz values as min_j (|value - theta_j| - residual_j) over the other Ritz values theta_j of
+// the final basis (each of which has an eigenvalue within residual_j of it); 0 when unknown
+// (a neighbour too unconverged to bound, or the estimate not above the residual). When it is
+// known, |value - lambda| <= residual^2 / gap (Kato-Temple), under the assumption that no
+// eigenvalue lies between value and its neighbours that the Krylov space has not seen.
 struct RitzValue {
   double value = 0;
   double residual = 0;
   bool converged = false;
+  double gap = 0;
 };
 
 template <class T>

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "hspec/operator.hpp"
+#include "hspec/progress.hpp"
 #include "hspec/space.hpp"
 
 namespace hspec {
@@ -31,6 +32,7 @@ struct TraceOptions {
   double sketch_ratio = 0;
   uint64_t seed = 0;
   const std::atomic<bool>* cancel = nullptr;  // stop between rounds when it becomes true
+  ProgressSink* progress = nullptr;           // told after every round (phase "trace")
 };
 
 struct TraceResult {
