@@ -17,9 +17,9 @@
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
 #include "hspec/exact.hpp"
-#include "hspec/memory_plan.hpp"
 #include "hspec/formats/onnx.hpp"
 #include "hspec/graph/analyze_graph.hpp"
+#include "hspec/memory_plan.hpp"
 
 namespace hspec {
 namespace {

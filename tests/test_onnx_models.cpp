@@ -1,11 +1,13 @@
 // End to end on the PyTorch fixtures: the graph engine's loss, gradient, Hessian- and
 // Gauss-Newton-vector products and extreme eigenvalues on imported ONNX models, against the
 // float64 references of tests/fixtures/make_onnx_fixtures.py (also after --params with the
-// perturbed state_dict). Compiled only once the graph engine (graph_operator.hpp) is merged.
+// perturbed state_dict), and the CLI's --params and compare --graph on them.
 #include <gtest/gtest.h>
 
-#if HSPEC_WITH_ONNX && __has_include("hspec/graph/graph_operator.hpp")
+#if HSPEC_WITH_ONNX
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli_test_util.hpp"
 #include "hspec/dataset.hpp"
@@ -110,6 +112,32 @@ TEST(OnnxModels, CliAnalyzeWithParams) {
                                         err);
   EXPECT_EQ(folded.code, 3);
   EXPECT_NE(folded.err.find("dynamo=True, optimize=False"), std::string::npos) << folded.err;
+  std::remove(err.c_str());
+}
+
+// compare --graph: every checkpoint is a state_dict for the one graph; its rows carry the
+// fp64 reference eigenvalues of the true and the perturbed state_dict.
+TEST(OnnxModels, CompareGraphWithStateDicts) {
+  const std::string err = testutil::scratch("onnx_", "compare.err");
+  const auto run = testutil::run_cli(
+      "compare --graph " + fixture("cnn_legacy.onnx") + " " + fixture("cnn.safetensors") + " " +
+          fixture("cnn_perturbed.safetensors") + " --data " + fixture("cnn_data.safetensors") +
+          " --precision fp64 --top 1 --bottom 1 --exact --jsonl -",
+      err);
+  ASSERT_EQ(run.code, 0) << run.err;
+  const SafeTensorsFile ref(fixture("cnn_ref.safetensors"));
+  std::istringstream lines(run.out);
+  std::string line;
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    const auto j = nlohmann::json::parse(line);
+    const std::string ckpt = j.at("checkpoint");
+    const std::string prefix = ckpt.find("perturbed") != std::string::npos ? "perturbed." : "";
+    const double top = ref.read_double(prefix + "eig_top")[0];
+    EXPECT_NEAR(j.at("top").at(0).at("value").get<double>(), top, 1e-8 * std::fabs(top)) << ckpt;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2);
   std::remove(err.c_str());
 }
 

@@ -62,7 +62,8 @@ Command add_analyze(CLI::App& app) {
   AnalyzeOptions& o = st->o;
   CLI::App* a = app.add_subcommand(
       "analyze", "top/bottom eigenvalues of the Hessian (or Gauss-Newton) of the training loss");
-  a->add_option("--model", o.model_path, "checkpoint (.safetensors)")->required();
+  a->add_option("--model", o.model_path, "checkpoint (.safetensors) or exported graph (.onnx)")
+      ->required();
   a->add_option("--params", o.params_path,
                 "state_dict (.safetensors) replacing an ONNX model's initializers by name");
   add_analyze_options(a, *st);  // shared with `compare`
