@@ -1,9 +1,9 @@
-// CPU benchmark of batched Hessian-vector products on the DESIGN.md workloads: checks the
-// products first (batched == one-at-a-time, u.Hv == v.Hu), then times them and prints one
-// JSON line per (workload, block size): ms per HVP (median), GFLOP/s at DESIGN.md's nominal
-// 12 N P flops per HVP and at the flops really executed, and the latter as a fraction of the
-// machine's GEMM rate (sgemm or dgemm, as the precision) measured in the same run, and the
-// BLAS library and kernel that ran.
+// CPU benchmark of batched Hessian-vector products on the benchmark workloads
+// (include/hspec/workloads.hpp): checks the products first (batched == one-at-a-time, u.Hv ==
+// v.Hu), then times them and prints one JSON line per (workload, block size): ms per HVP (median),
+// GFLOP/s at the nominal 12 N P flops per HVP and at the flops really executed, and the latter as a
+// fraction of the machine's GEMM rate (sgemm or dgemm, as the precision) measured in the same run,
+// and the BLAS library and kernel that ran.
 #include <algorithm>
 #include <chrono>
 #include <cmath>

@@ -1,4 +1,4 @@
-// The trace, density and verdict stages of `hspec analyze` (issue 6), kept out of
+// The trace, density and verdict stages of `hspec analyze`, kept out of
 // analyze.cpp so the option checks and the run of each stage sit together.
 #include "hspec/analyze_estimators.hpp"
 

@@ -41,7 +41,7 @@ struct AnalyzeOptions {
   // When set, told what the run is doing (phases, products, Ritz values); the caller decides
   // what to show. Not part of the result: the report is the same with or without it.
   ProgressSink* progress = nullptr;
-  // Issue 6: trace, density, verdict (README.md "Trace", "Density", "Verdict").
+  // Trace, density, verdict (README.md "Trace", "Density", "Verdict").
   bool trace = false;  // --trace: Hutch++/Hutchinson estimate
   std::string trace_method = "krylov-hutchpp";
   double trace_tol = 0.005;  // relative standard error to stop at

@@ -1,5 +1,5 @@
 // Seeded synthetic problems: PyTorch-style random MLPs, standard-normal inputs and labels
-// from a teacher network. The benchmark workloads of DESIGN.md are built from these.
+// from a teacher network. The benchmark workloads (mlp_small, mlp_wide) are built from these.
 #pragma once
 #include <cstdint>
 #include <string>
