@@ -120,16 +120,7 @@ void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOp
 template <class T>
 void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Loss loss,
            const DeviceChoice& dev, AnalyzeReport& rep) {
-  LanczosOptions lo;
-  lo.top = opt.top;
-  lo.bottom = opt.bottom;
-  lo.block = opt.block;
-  lo.tol = opt.tol;
-  lo.max_products = opt.max_hvps;
-  lo.max_basis = opt.max_basis;
-  lo.seed = opt.seed;
-  lo.cancel = opt.cancel;
-  lo.progress = opt.progress;
+  const LanczosOptions lo = analyze_lanczos_options(opt);
   CpuOperatorOptions co;
   co.curvature = parse_curvature(opt.curvature);
   co.loss = loss;
@@ -179,6 +170,20 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
 }  // namespace
 
 // Shared with the graph path (host/graph/analyze_graph.cpp).
+LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt) {
+  LanczosOptions lo;
+  lo.top = opt.top;
+  lo.bottom = opt.bottom;
+  lo.block = opt.block;
+  lo.tol = opt.tol;
+  lo.max_products = opt.max_hvps;
+  lo.max_basis = opt.max_basis;
+  lo.seed = opt.seed;
+  lo.cancel = opt.cancel;
+  lo.progress = opt.progress;
+  return lo;
+}
+
 uint64_t analyze_memory_budget(const AnalyzeOptions& opt) {
   return opt.max_memory > 0 ? opt.max_memory : default_max_memory();
 }

@@ -11,14 +11,13 @@
 
 namespace hspec {
 
-template <class T>
-RunMemoryNeed lanczos_memory_need(const LanczosOptions& lo, const Model& model, const Dataset& ds,
-                                  int64_t max_block, bool on_device) {
+RunMemoryNeed lanczos_basis_need(const LanczosOptions& lo, int64_t params, size_t elem,
+                                 int64_t max_block, bool on_device) {
   RunMemoryNeed need;
-  need.params = model.num_params();
-  need.elem = sizeof(T);
+  need.params = params;
+  need.elem = elem;
   need.basis_columns = lanczos_basis_columns(lo, need.params, max_block);
-  const double n = static_cast<double>(need.params), t = sizeof(T);
+  const double n = static_cast<double>(need.params), t = static_cast<double>(elem);
   const double b = static_cast<double>(std::min<int64_t>(lo.block, max_block));
   const double want = std::min<double>(lo.top, n) + std::min<double>(lo.bottom, n);
   const double md = static_cast<double>(need.basis_columns);
@@ -26,6 +25,14 @@ RunMemoryNeed lanczos_memory_need(const LanczosOptions& lo, const Model& model, 
   // The device space fills random blocks through a scratch block (Gaussian values, or the
   // 32-bit words of Rademacher signs) instead of in place.
   if (on_device) need.basis += std::max(t, 4.0) * n * b;
+  return need;
+}
+
+template <class T>
+RunMemoryNeed lanczos_memory_need(const LanczosOptions& lo, const Model& model, const Dataset& ds,
+                                  int64_t max_block, bool on_device) {
+  RunMemoryNeed need = lanczos_basis_need(lo, model.num_params(), sizeof(T), max_block, on_device);
+  const double n = static_cast<double>(need.params), t = sizeof(T);
   double hidden = 0, widest = static_cast<double>(model.input_dim());
   for (size_t l = 0; l < model.layers.size(); ++l) {
     widest = std::max(widest, static_cast<double>(model.layers[l].out));

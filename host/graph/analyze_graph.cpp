@@ -16,58 +16,38 @@
 #include "hspec/error.hpp"
 #include "hspec/graph/graph_operator.hpp"
 #include "hspec/graph/plan.hpp"
+#include "hspec/memory_plan.hpp"
+#include "hspec/progress.hpp"
 
 namespace hspec {
 namespace {
 
-std::string fmt_gib(double b) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
-  return buf;
-}
-
-// The graph counterpart of analyze.cpp's fit_memory: the Lanczos basis and projected
-// matrices, the operator's copies of the data, parameters and gradient, and one sample's
-// worth of its buffers must fit the budget; what is left goes to the operator's chunks.
+// The graph counterpart of the MLP run's memory plan: the solver's basis (or the trace and
+// density storage that takes its place), the operator's copies of the data, parameters and
+// gradient, and one sample's worth of its buffers must fit the budget; what is left goes to
+// the operator's chunks.
 template <class T>
 uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Plan& plan,
                           const Dataset& ds, int64_t max_block) {
-  const uint64_t budget = analyze_memory_budget(opt);
+  RunMemoryNeed need = lanczos_basis_need(lo, plan.num_params, sizeof(T), max_block, false);
+  need.after = estimator_bytes(opt, plan.num_params, sizeof(T));
   const double n = double(plan.num_params), t = sizeof(T);
-  const int64_t m = lanczos_basis_columns(lo, plan.num_params, max_block);
-  const double b = double(std::min<int64_t>(lo.block, max_block));
-  const double want = std::min<double>(lo.top, n) + std::min<double>(lo.bottom, n);
-  const double md = double(m);
-  const double basis = t * n * (2 * md + 2 * b + want) + 8.0 * 3 * md * md;
   const GraphMemory gm = graph_memory(plan, max_block, sizeof(T),
                                       parse_curvature(opt.curvature) == Curvature::Hessian);
-  const double fixed = t * (double(ds.inputs.size() + ds.targets.size()) + n +
-                            2.0 * double(plan.param_value_elems)) +
-                       8.0 * double(ds.labels.size()) + 8.0 * n +
-                       double(gm.primal_per_sample + gm.tangent_per_sample);
-  const double need = basis + fixed;
-  if (need > double(budget))
-    throw UsageError("this run needs about " + fmt_gib(need) + " (Lanczos basis of " +
-                     std::to_string(m) + " x " + std::to_string(plan.num_params) + " " +
-                     (sizeof(T) == 4 ? "fp32" : "fp64") + " plus the data), above the budget of " +
-                     fmt_gib(double(budget)) +
-                     "; lower --max-basis, --block or --samples, or raise --max-memory");
-  const uint64_t left = budget - uint64_t(need);
-  return opt.max_memory > 0 ? left : std::min<uint64_t>(left, 2ull << 30);
+  need.fixed = t * (double(ds.inputs.size() + ds.targets.size()) + n +
+                    2.0 * double(plan.param_value_elems)) +
+               8.0 * double(ds.labels.size()) + 8.0 * n +
+               double(gm.primal_per_sample + gm.tangent_per_sample);
+  MemoryLimits limits;
+  limits.max_memory = opt.max_memory;
+  limits.host_default = default_host_budget();
+  return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }
 
 template <class T>
 void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan, const Dataset& ds,
                  Loss loss, AnalyzeReport& rep) {
-  LanczosOptions lo;
-  lo.top = opt.top;
-  lo.bottom = opt.bottom;
-  lo.block = opt.block;
-  lo.tol = opt.tol;
-  lo.max_products = opt.max_hvps;
-  lo.max_basis = opt.max_basis;
-  lo.seed = opt.seed;
-  lo.cancel = opt.cancel;
+  const LanczosOptions lo = analyze_lanczos_options(opt);
   GraphOperatorOptions go;
   go.curvature = parse_curvature(opt.curvature);
   go.loss = loss;
@@ -79,6 +59,7 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
   } else {
     go.memory_budget = graph_fit_memory<T>(opt, lo, plan, ds, go.max_block);
   }
+  report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
   GraphCurvatureOperator<T> op(graph, ds, go);
   CpuSpace<T> space;
   rep.loss_value = op.loss_value();

@@ -27,6 +27,12 @@ struct RunMemoryNeed {
   double total() const { return fixed + (after > basis ? after : basis); }
 };
 
+// The solver's part alone (basis and projected matrices; fixed = 0), for any operator of
+// `params` dimensions and `elem`-byte numbers.
+RunMemoryNeed lanczos_basis_need(const LanczosOptions& lo, int64_t params, size_t elem,
+                                 int64_t max_block, bool on_device);
+
+// The whole need of an MLP run: the solver's part and the MLP operator's fixed copies.
 template <class T>
 RunMemoryNeed lanczos_memory_need(const LanczosOptions& lo, const Model& model, const Dataset& ds,
                                   int64_t max_block, bool on_device);

@@ -21,8 +21,9 @@ bool is_graph_model(const std::string& path);
 AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
                                 double load_seconds = 0);
 
-// From analyze.cpp, shared with the graph path: the memory budget of a run (--max-memory,
-// else half of RAM) and the eigen solve (Lanczos, or exact mode with LAPACK).
+// From analyze.cpp, shared with the graph path: the solver's options, the memory budget of
+// a run (--max-memory, else half of RAM) and the eigen solve (Lanczos, or exact mode).
+LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt);
 uint64_t analyze_memory_budget(const AnalyzeOptions& opt);
 template <class T>
 void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
