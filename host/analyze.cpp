@@ -169,6 +169,16 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
 
 }  // namespace
 
+void report_run_settings(const AnalyzeOptions& opt, Loss loss, AnalyzeReport& rep) {
+  rep.loss = loss_name(loss);
+  rep.curvature = curvature_name(parse_curvature(opt.curvature));
+  rep.precision = opt.precision;
+  rep.block = opt.block;
+  rep.tol = opt.tol;
+  rep.seed = opt.seed;
+  rep.timings = opt.timings;
+}
+
 // Shared with the graph path (host/graph/analyze_graph.cpp).
 LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt) {
   LanczosOptions lo;
@@ -253,7 +263,6 @@ AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
     return run_analyze_graph(
         opt, graph, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  const Curvature curvature = parse_curvature(opt.curvature);
   const DeviceChoice dev = choose_device(opt.device);
   if (opt.precision == "tf32" && !dev.cuda)
     throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
@@ -290,13 +299,7 @@ AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   rep.layer_sizes.push_back(model.input_dim());
   for (const Layer& l : model.layers) rep.layer_sizes.push_back(l.out);
   rep.activation = model.layers.size() > 1 ? activation_name(model.activation) : "none";
-  rep.loss = loss_name(loss);
-  rep.curvature = curvature_name(curvature);
-  rep.precision = opt.precision;
-  rep.block = opt.block;
-  rep.tol = opt.tol;
-  rep.seed = opt.seed;
-  rep.timings = opt.timings;
+  report_run_settings(opt, loss, rep);
   try {
     if (opt.precision == "fp64")
       solve<double>(opt, model, ds, loss, dev, rep);

@@ -123,13 +123,7 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
   rep.graph_nodes = int64_t(graph.nodes.size());
   for (const std::string& p : graph.parameters)
     rep.parameters.emplace_back(p, graph.initializers.at(p).shape);
-  rep.loss = loss_name(loss);
-  rep.curvature = curvature_name(parse_curvature(opt.curvature));
-  rep.precision = opt.precision;
-  rep.block = opt.block;
-  rep.tol = opt.tol;
-  rep.seed = opt.seed;
-  rep.timings = opt.timings;
+  report_run_settings(opt, loss, rep);
   try {
     if (opt.precision == "fp64")
       solve_graph<double>(opt, graph, plan, ds, loss, rep);

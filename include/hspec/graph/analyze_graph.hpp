@@ -24,6 +24,8 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
 // From analyze.cpp, shared with the graph path: the solver's options, the memory budget of
 // a run (--max-memory, else half of RAM) and the eigen solve (Lanczos, or exact mode).
 LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt);
+// The run's settings in the report: loss, curvature, precision, block, tol, seed, timings.
+void report_run_settings(const AnalyzeOptions& opt, Loss loss, AnalyzeReport& rep);
 uint64_t analyze_memory_budget(const AnalyzeOptions& opt);
 template <class T>
 void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
