@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "hspec/blas.hpp"
-#include "hspec/cpu/blas_runtime.hpp"
+#include "hspec/backends/cpu/blas.hpp"
+#include "hspec/backends/cpu/blas_runtime.hpp"
 
 namespace {
 

@@ -1,9 +1,9 @@
 // GPU benchmark of batched Hessian-vector products on the benchmark workloads
-// (include/hspec/workloads.hpp) (full size): measures the card's cuBLAS GEMM rates (sgemm, TF32,
-// dgemm; CUDA events), checks the fp32 and tf32 products against the fp64 operator, then times
-// fp64, fp32 and tf32 products at block sizes 1, 4, 16, 64 (median after warm-up; apply() returns
-// after the device has finished) and prints one JSON line per (workload, precision, block) with the
-// fraction of the GEMM rate of the same precision (and of fp32) that 12 N P flops per HVP
+// (include/hspec/mlp/workloads.hpp) (full size): measures the card's cuBLAS GEMM rates (sgemm,
+// TF32, dgemm; CUDA events), checks the fp32 and tf32 products against the fp64 operator, then
+// times fp64, fp32 and tf32 products at block sizes 1, 4, 16, 64 (median after warm-up; apply()
+// returns after the device has finished) and prints one JSON line per (workload, precision, block)
+// with the fraction of the GEMM rate of the same precision (and of fp32) that 12 N P flops per HVP
 // represent. Usage: hspec_bench_gpu [mlp_small|mlp_wide|all]
 #include <algorithm>
 #include <chrono>
@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "hspec/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
 #include "hspec/device.hpp"
+#include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
-#include "hspec/workloads.hpp"
 
 namespace {
 

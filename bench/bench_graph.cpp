@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "hspec/formats/safetensors.hpp"
 #include "hspec/graph/graph_operator.hpp"
 #include "hspec/random.hpp"
-#include "hspec/safetensors.hpp"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // CPU benchmark of batched Hessian-vector products on the benchmark workloads
-// (include/hspec/workloads.hpp): checks the products first (batched == one-at-a-time, u.Hv ==
+// (include/hspec/mlp/workloads.hpp): checks the products first (batched == one-at-a-time, u.Hv ==
 // v.Hu), then times them and prints one JSON line per (workload, block size): ms per HVP (median),
 // GFLOP/s at the nominal 12 N P flops per HVP and at the flops really executed, and the latter as a
 // fraction of the machine's GEMM rate (sgemm or dgemm, as the precision) measured in the same run,
@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "hspec/blas.hpp"
-#include "hspec/cpu/blas_runtime.hpp"
-#include "hspec/cpu_hvp.hpp"
+#include "hspec/backends/cpu/blas.hpp"
+#include "hspec/backends/cpu/blas_runtime.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
-#include "hspec/workloads.hpp"
 
 namespace {
 

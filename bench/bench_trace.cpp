@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/cpu_space.hpp"
-#include "hspec/dataset.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/error.hpp"
-#include "hspec/model.hpp"
-#include "hspec/trace.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/model.hpp"
+#include "hspec/solvers/trace.hpp"
 
 namespace {
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 2 && argc != 3) {

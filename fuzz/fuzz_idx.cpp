@@ -11,9 +11,9 @@
 #include <string>
 
 #include "fuzz_util.hpp"
-#include "hspec/dataset.hpp"
 #include "hspec/error.hpp"
-#include "hspec/idx.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/idx.hpp"
 
 namespace {
 

@@ -6,10 +6,10 @@
 #include <string>
 
 #include "fuzz_util.hpp"
-#include "hspec/dataset.hpp"
 #include "hspec/error.hpp"
-#include "hspec/model.hpp"
-#include "hspec/safetensors.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/model.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = hspec::fuzz::scratch_path("st") + ".safetensors";

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "hspec/cuda_check.hpp"
+#include "hspec/backends/cuda/cuda_check.hpp"
 
 namespace hspec::cuda {
 

@@ -1,4 +1,4 @@
-// The CUDA curvature operator: host/cpu_hvp.cpp's batched R-operator products on a device.
+// The CUDA curvature operator: host/mlp/cpu_hvp.cpp's batched R-operator products on a device.
 // The primal pass is cached per chunk on the device (or recomputed per chunk when it does not
 // fit); per-direction products are strided-batched cuBLAS GEMMs, shared-weight products one
 // GEMM over n * k columns, and the elementwise work is in hvp_kernels.cu.
@@ -14,10 +14,10 @@
 
 #include "cublas_ops.hpp"
 #include "cuda_util.hpp"
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/cuda_backend.hpp"
-#include "hspec/cuda_check.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_check.hpp"
 #include "hspec/error.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
 #include "hvp_kernels.hpp"
 #include "row_sum_plan.hpp"
 

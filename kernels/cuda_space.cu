@@ -10,8 +10,8 @@
 
 #include "cublas_ops.hpp"
 #include "cuda_util.hpp"
-#include "hspec/cuda_backend.hpp"
-#include "hspec/cuda_check.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_check.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec {

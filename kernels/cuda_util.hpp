@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "hspec/cuda_check.hpp"
+#include "hspec/backends/cuda/cuda_check.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec::cuda {

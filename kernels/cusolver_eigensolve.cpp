@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "cuda_util.hpp"
-#include "hspec/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
 
 namespace hspec {
 namespace {

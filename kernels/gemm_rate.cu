@@ -6,7 +6,7 @@
 
 #include "cublas_ops.hpp"
 #include "cuda_util.hpp"
-#include "hspec/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
 
 namespace hspec {
 namespace {

@@ -1,12 +1,12 @@
 // Elementwise and reduction kernels of the CUDA curvature operator.
 // Bias broadcasts and row sums, activations, loss and output curvature, the second-order
 // backward step, NaN checks.
-// Each one is the device twin of a loop in host/cpu_hvp.cpp.
+// Each one is the device twin of a loop in host/mlp/cpu_hvp.cpp.
 #include <cmath>
 
 #include "cuda_util.hpp"
-#include "hspec/activation_math.hpp"
-#include "hspec/cuda_check.hpp"
+#include "hspec/backends/cuda/cuda_check.hpp"
+#include "hspec/mlp/activation_math.hpp"
 #include "hvp_kernels.hpp"
 #include "row_sum_plan.hpp"
 
@@ -43,7 +43,7 @@ __global__ void activation_forward_kernel(Activation act, const T* a, int64_t co
   }
 }
 
-// One thread per sample; the arithmetic is host/cpu_hvp.cpp's, in double.
+// One thread per sample; the arithmetic is host/mlp/cpu_hvp.cpp's, in double.
 template <class T>
 __global__ void output_primal_kernel(Loss loss, const T* z_all, int64_t out, int64_t n,
                                      const int64_t* labels, const T* targets, double inv_n,

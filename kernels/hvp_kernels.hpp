@@ -2,7 +2,7 @@
 // (The GEMMs are cuBLAS calls in cuda_hvp.cu.) Private to kernels/; all pointers are device
 // pointers, all launches asynchronous on `stream` and checked.
 //
-// Layout, as in host/cpu_hvp.cpp: a block of activations is features x samples,
+// Layout, as in host/mlp/cpu_hvp.cpp: a block of activations is features x samples,
 // column-major; k directions are stacked along the sample axis, so a tangent buffer is
 // rows x (n * k) and direction j's part starts at j * rows * n.
 #pragma once
@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "hspec/model.hpp"
+#include "hspec/mlp/model.hpp"
 
 namespace hspec::cuda {
 

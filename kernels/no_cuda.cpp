@@ -18,7 +18,7 @@ std::string cuda_probe_reason() {
 
 }  // namespace hspec
 
-#include "hspec/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec {

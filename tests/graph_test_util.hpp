@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "hspec/dataset.hpp"
+#include "hspec/formats/dataset.hpp"
 #include "hspec/graph/graph.hpp"
 #include "hspec/graph/graph_operator.hpp"
 #include "hspec/random.hpp"
@@ -189,7 +189,8 @@ inline double rel_err(const std::vector<double>& a, const std::vector<double>& b
 
 // The full check for one graph: backward against finite differences of the loss, the
 // Hessian product against finite differences of the gradient along two directions, the
-// symmetry u.Hv = v.Hu, k batched directions against single products, chunked against whole, fp32 against fp64.
+// symmetry u.Hv = v.Hu, k batched directions against single products, chunked against whole, fp32
+// against fp64.
 inline void check_graph(const Graph& g, const Dataset& ds, Loss loss, double tol = 1e-6) {
   GraphCurvatureOperator<double> op(g, ds, gopt(loss, Curvature::Hessian, 3));
   const int64_t P = op.dim();

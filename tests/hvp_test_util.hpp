@@ -8,13 +8,13 @@
 #include <cstdint>
 #include <vector>
 
-#include "hspec/blas.hpp"
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/cpu_space.hpp"
-#include "hspec/dataset.hpp"
-#include "hspec/lanczos.hpp"
-#include "hspec/model.hpp"
+#include "hspec/backends/cpu/blas.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/model.hpp"
 #include "hspec/random.hpp"
+#include "hspec/solvers/lanczos.hpp"
 
 namespace hspec::hvptest {
 

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "cli_test_util.hpp"
-#include "hspec/cpu/blas_runtime.hpp"
-#include "hspec/dataset.hpp"
-#include "hspec/model.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/backends/cpu/blas_runtime.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/model.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace {
 

@@ -14,11 +14,11 @@
 #include <string>
 
 #include "cli_test_util.hpp"
-#include "hspec/blas.hpp"
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/dataset.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/backends/cpu/blas.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
 namespace {

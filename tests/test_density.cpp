@@ -8,15 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/cpu_space.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
-#include "hspec/density.hpp"
 #include "hspec/error.hpp"
-#include "hspec/exact.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
-#include "hspec/svg.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/report/svg.hpp"
+#include "hspec/solvers/density.hpp"
+#include "hspec/solvers/exact.hpp"
 
 namespace hspec {
 namespace {

@@ -9,8 +9,8 @@
 
 #include "cli_test_util.hpp"
 #include "hspec/device.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
 namespace {

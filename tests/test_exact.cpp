@@ -7,13 +7,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "hspec/cpu_space.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
 #include "hspec/error.hpp"
-#include "hspec/exact.hpp"
-#include "hspec/model.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/model.hpp"
+#include "hspec/mlp/workloads.hpp"
+#include "hspec/solvers/exact.hpp"
 
 namespace hspec {
 namespace {

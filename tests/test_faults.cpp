@@ -18,11 +18,11 @@
 #include <vector>
 
 #include "cli_test_util.hpp"
-#include "hspec/cpu_space.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
-#include "hspec/lanczos.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/workloads.hpp"
+#include "hspec/solvers/lanczos.hpp"
 
 namespace hspec {
 namespace {

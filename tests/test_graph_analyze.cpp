@@ -8,9 +8,9 @@
 
 #include "cli_test_util.hpp"
 #include "hspec/error.hpp"
+#include "hspec/formats/safetensors.hpp"
 #include "hspec/graph/analyze_graph.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
 namespace {

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "cli_test_util.hpp"
-#include "hspec/idx.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/formats/idx.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
 namespace {

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "hspec/dataset.hpp"
 #include "hspec/error.hpp"
-#include "hspec/idx.hpp"
-#include "hspec/safetensors.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/idx.hpp"
+#include "hspec/formats/safetensors.hpp"
 
 namespace hspec {
 namespace {

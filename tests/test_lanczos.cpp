@@ -8,12 +8,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "hspec/blas.hpp"
-#include "hspec/cpu_space.hpp"
+#include "hspec/backends/cpu/blas.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
 #include "hspec/error.hpp"
-#include "hspec/lanczos.hpp"
 #include "hspec/random.hpp"
+#include "hspec/solvers/lanczos.hpp"
 
 namespace hspec {
 namespace {

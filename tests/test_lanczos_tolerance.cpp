@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "hspec/blas.hpp"
-#include "hspec/cpu_space.hpp"
+#include "hspec/backends/cpu/blas.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
-#include "hspec/lanczos.hpp"
 #include "hspec/random.hpp"
+#include "hspec/solvers/lanczos.hpp"
 
 namespace hspec {
 namespace {

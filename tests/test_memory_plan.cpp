@@ -1,4 +1,4 @@
-// The memory plan of a Lanczos run (hspec/memory_plan.hpp): the host budget against RAM or
+// The memory plan of a Lanczos run (hspec/analysis/memory_plan.hpp): the host budget against RAM or
 // --max-memory, the device budget against the card's free memory, and the operator's share
 // of what is left after the basis, for given "free device memory" numbers.
 #include <gtest/gtest.h>
@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string>
 
+#include "hspec/analysis/memory_plan.hpp"
 #include "hspec/error.hpp"
-#include "hspec/memory_plan.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
 namespace {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "hspec/error.hpp"
-#include "hspec/model.hpp"
-#include "hspec/safetensors.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/model.hpp"
 
 namespace hspec {
 namespace {

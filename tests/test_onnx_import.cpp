@@ -9,8 +9,8 @@
 #include "cli_test_util.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/onnx.hpp"
+#include "hspec/formats/safetensors.hpp"
 #include "hspec/graph/graph_ops.hpp"
-#include "hspec/safetensors.hpp"
 
 namespace hspec {
 namespace {

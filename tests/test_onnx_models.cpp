@@ -10,11 +10,11 @@
 #include <sstream>
 
 #include "cli_test_util.hpp"
-#include "hspec/dataset.hpp"
-#include "hspec/exact.hpp"
+#include "hspec/formats/dataset.hpp"
 #include "hspec/formats/onnx.hpp"
+#include "hspec/formats/safetensors.hpp"
 #include "hspec/graph/graph_operator.hpp"
-#include "hspec/safetensors.hpp"
+#include "hspec/solvers/exact.hpp"
 
 namespace hspec {
 namespace {

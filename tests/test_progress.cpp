@@ -8,9 +8,9 @@
 #include <string>
 
 #include "cli_test_util.hpp"
-#include "hspec/dataset.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
 namespace {

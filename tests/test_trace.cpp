@@ -6,14 +6,14 @@
 #include <cstdio>
 #include <vector>
 
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/cpu_space.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
 #include "hspec/error.hpp"
-#include "hspec/exact.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
-#include "hspec/trace.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/solvers/exact.hpp"
+#include "hspec/solvers/trace.hpp"
 
 namespace hspec {
 namespace {

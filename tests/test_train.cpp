@@ -13,12 +13,12 @@
 #include <string>
 
 #include "cli_test_util.hpp"
-#include "hspec/analyze.hpp"
-#include "hspec/cpu_hvp.hpp"
+#include "hspec/analysis/analyze.hpp"
 #include "hspec/error.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/train.hpp"
-#include "hspec/workloads.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/train.hpp"
+#include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
 namespace {

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "cli_test_util.hpp"
-#include "hspec/blas.hpp"
-#include "hspec/model.hpp"
+#include "hspec/backends/cpu/blas.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/model.hpp"
 #include "hspec/random.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/verdict.hpp"
+#include "hspec/report/verdict.hpp"
 
 namespace hspec {
 namespace {

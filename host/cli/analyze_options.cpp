@@ -1,7 +1,7 @@
 // The options `hspec analyze` and `hspec compare` share, defined once: everything that
 // says how to analyze a checkpoint (data, solver, trace, density, verdict, memory).
 #include "commands.hpp"
-#include "hspec/cpu/blas_runtime.hpp"
+#include "hspec/backends/cpu/blas_runtime.hpp"
 
 namespace hspec::cli {
 

@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "commands.hpp"
-#include "hspec/analyze.hpp"
-#include "hspec/analyze_estimators.hpp"
+#include "hspec/analysis/analyze.hpp"
+#include "hspec/analysis/analyze_estimators.hpp"
 #include "hspec/error.hpp"
 #include "progress_line.hpp"
 

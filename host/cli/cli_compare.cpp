@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "hspec/analyze.hpp"
+#include "hspec/analysis/analyze.hpp"
 #include "hspec/error.hpp"
 #include "progress_line.hpp"
 

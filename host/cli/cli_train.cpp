@@ -5,7 +5,7 @@
 
 #include "commands.hpp"
 #include "hspec/device.hpp"
-#include "hspec/train.hpp"
+#include "hspec/mlp/train.hpp"
 
 namespace hspec::cli {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "hspec/analyze.hpp"
+#include "hspec/analysis/analyze.hpp"
 
 namespace hspec::cli {
 
@@ -29,7 +29,7 @@ struct AnalyzeCli {
   AnalyzeOptions o;
   std::string max_memory;
   bool no_timings = false;
-  int threads = 0;  // --threads: CPU threads (0: OMP_NUM_THREADS or the BLAS's default)
+  int threads = 0;     // --threads: CPU threads (0: OMP_NUM_THREADS or the BLAS's default)
   bool quiet = false;  // --quiet: no progress on stderr
 };
 void add_analyze_options(CLI::App* a, AnalyzeCli& st);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "hspec/cpu/blas_runtime.hpp"
+#include "hspec/backends/cpu/blas_runtime.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec::cli {

@@ -6,7 +6,7 @@
 #include <string>
 #include <thread>
 
-#include "hspec/progress.hpp"
+#include "hspec/analysis/progress.hpp"
 
 namespace hspec::cli {
 

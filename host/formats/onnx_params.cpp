@@ -4,7 +4,7 @@
 
 #include "hspec/error.hpp"
 #include "hspec/formats/onnx.hpp"
-#include "hspec/safetensors.hpp"
+#include "hspec/formats/safetensors.hpp"
 
 namespace hspec {
 namespace {

@@ -10,14 +10,14 @@
 #include <fstream>
 #include <limits>
 
-#include "hspec/analyze_estimators.hpp"
-#include "hspec/cpu_space.hpp"
-#include "hspec/dataset.hpp"
+#include "hspec/analysis/analyze_estimators.hpp"
+#include "hspec/analysis/memory_plan.hpp"
+#include "hspec/analysis/progress.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/error.hpp"
+#include "hspec/formats/dataset.hpp"
 #include "hspec/graph/graph_operator.hpp"
 #include "hspec/graph/plan.hpp"
-#include "hspec/memory_plan.hpp"
-#include "hspec/progress.hpp"
 
 namespace hspec {
 namespace {

@@ -2,7 +2,7 @@
 // activation as its ONNX op between layers), so the graph engine can run the MLP models.
 #include "hspec/error.hpp"
 #include "hspec/graph/graph.hpp"
-#include "hspec/model.hpp"
+#include "hspec/mlp/model.hpp"
 
 namespace hspec {
 

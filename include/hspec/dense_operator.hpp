@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "hspec/blas.hpp"
+#include "hspec/backends/cpu/blas.hpp"
 #include "hspec/error.hpp"
 #include "hspec/operator.hpp"
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "hspec/dataset.hpp"
 #include "hspec/device.hpp"
-#include "hspec/model.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/mlp/model.hpp"
 #include "hspec/random.hpp"
 
 // Skips the test without a usable CUDA device, saying why; with HSPEC_REQUIRE_GPU set in the

@@ -17,15 +17,15 @@
 #include <vector>
 
 #include "gpu_test_util.hpp"
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/cpu_space.hpp"
-#include "hspec/cuda_backend.hpp"
-#include "hspec/dataset.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
-#include "hspec/lanczos.hpp"
-#include "hspec/model.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/model.hpp"
 #include "hspec/random.hpp"
+#include "hspec/solvers/lanczos.hpp"
 
 namespace hspec {
 

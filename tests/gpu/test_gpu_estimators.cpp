@@ -10,14 +10,14 @@
 #include <vector>
 
 #include "gpu_test_util.hpp"
-#include "hspec/cpu_hvp.hpp"
-#include "hspec/cpu_space.hpp"
-#include "hspec/cuda_backend.hpp"
-#include "hspec/density.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
-#include "hspec/exact.hpp"
-#include "hspec/trace.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/solvers/density.hpp"
+#include "hspec/solvers/exact.hpp"
+#include "hspec/solvers/trace.hpp"
 
 namespace hspec {
 namespace {

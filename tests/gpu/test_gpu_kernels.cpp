@@ -17,10 +17,10 @@
 #include "../../kernels/row_sum_plan.hpp"
 #include "../cli_test_util.hpp"
 #include "gpu_test_util.hpp"
-#include "hspec/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
-#include "hspec/safetensors.hpp"
-#include "hspec/workloads.hpp"
 
 namespace hspec {
 namespace {

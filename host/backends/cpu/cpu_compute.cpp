@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "hspec/blas.hpp"
+#include "hspec/backends/cpu/blas.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec {

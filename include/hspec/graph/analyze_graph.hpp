@@ -3,10 +3,10 @@
 #pragma once
 #include <string>
 
-#include "hspec/analyze.hpp"
+#include "hspec/analysis/analyze.hpp"
 #include "hspec/graph/graph.hpp"
-#include "hspec/lanczos.hpp"
 #include "hspec/operator.hpp"
+#include "hspec/solvers/lanczos.hpp"
 #include "hspec/space.hpp"
 
 namespace hspec {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "hspec/block.hpp"
-#include "hspec/model.hpp"
+#include "hspec/mlp/model.hpp"
 
 namespace hspec {
 

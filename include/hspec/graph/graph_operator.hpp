@@ -6,11 +6,11 @@
 #include <memory>
 #include <vector>
 
-#include "hspec/dataset.hpp"
+#include "hspec/formats/dataset.hpp"
 #include "hspec/graph/compute.hpp"
 #include "hspec/graph/graph.hpp"
 #include "hspec/graph/plan.hpp"
-#include "hspec/model.hpp"
+#include "hspec/mlp/model.hpp"
 #include "hspec/operator.hpp"
 
 namespace hspec {

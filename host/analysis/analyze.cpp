@@ -1,0 +1,320 @@
+// run_analyze: option checks, file loading, backend choice and the Lanczos run.
+#include "hspec/analysis/analyze.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+
+#include "hspec/analysis/analyze_estimators.hpp"
+#include "hspec/analysis/memory_plan.hpp"
+#include "hspec/backends/cpu/blas_runtime.hpp"
+#include "hspec/backends/cpu/cpu_space.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
+#include "hspec/device.hpp"
+#include "hspec/error.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/onnx.hpp"
+#include "hspec/graph/analyze_graph.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/solvers/exact.hpp"
+
+namespace hspec {
+namespace {
+
+struct DeviceChoice {
+  bool cuda = false;
+  int index = 0;
+  std::string fallback;  // --device auto in a CUDA build that found no device: why
+};
+
+DeviceChoice choose_device(const std::string& d) {
+  if (d == "cpu") return {};
+  if (d == "auto") {
+    if (cuda_device_count() > 0) return {true, 0, ""};
+    // A driver too old for the runtime must not pass for "no GPU" silently.
+    return {false, 0, built_with_cuda() ? cuda_probe_reason() : ""};
+  }
+  if (d == "cuda" || d.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (d.size() > 5) {
+      const std::string num = d.substr(5);
+      if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos || num.size() > 4)
+        throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
+      index = std::stoi(num);
+    }
+    if (!built_with_cuda())
+      throw UsageError("--device " + d + ": this hspec was built without CUDA");
+    const int count = cuda_device_count();
+    if (count == 0)
+      throw UsageError("--device " + d + ": no usable CUDA device (" + cuda_probe_reason() + ")");
+    if (index >= count)
+      throw UsageError("--device " + d + ": " + std::to_string(count) + " CUDA device(s) visible");
+    return {true, index, ""};
+  }
+  throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
+}
+
+Loss infer_loss(const AnalyzeOptions& opt, const Model& m, const Dataset& ds) {
+  if (!opt.loss.empty()) return parse_loss(opt.loss);
+  if (m.has_loss_hint) return m.loss_hint;
+  if (!ds.targets.empty()) return Loss::MSE;
+  return m.output_dim() == 1 ? Loss::BCE : Loss::CE;
+}
+
+uint64_t default_max_memory() {
+  return default_host_budget();
+}
+
+// Checks, before anything big is allocated, that a Lanczos run fits the memory budget and
+// returns what is left for the operator's cache and tangent buffers (its chunking shrinks
+// to fit). With --device cuda the basis and the operator live on the card, so the budget is
+// the card's free memory (and --max-memory when smaller), not the host's RAM. The trace and
+// density storage comes after the basis is freed, in its place: the larger of the two counts.
+template <class T>
+uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Model& model,
+                    const Dataset& ds, int64_t max_block, const DeviceChoice& dev) {
+  MemoryLimits limits;
+  limits.max_memory = opt.max_memory;
+  limits.host_default = default_max_memory();
+  limits.on_device = dev.cuda;
+  limits.device = dev.index;
+  if (dev.cuda) limits.device_free = cuda_free_memory(dev.index);
+  RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, dev.cuda);
+  need.after = estimator_bytes(opt, model.num_params(), sizeof(T));
+  // At least one byte: 0 would tell the CUDA operator to size itself from the free memory.
+  return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
+}
+
+template <class T>
+void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
+                const LanczosOptions& lo, const SymmetricEigensolver& eig, AnalyzeReport& rep) {
+  if (opt.exact) {
+    report_phase(opt.progress, "exact");  // dense build and solve: elapsed time only
+    const uint64_t budget = opt.max_memory > 0 ? opt.max_memory : default_max_memory();
+    ExactResult ex = exact_spectrum<T>(op, space, opt.top, opt.bottom, opt.tol, budget, eig);
+    rep.exact_solver = ex.solver;
+    rep.exact = true;
+    rep.top = ex.top;
+    rep.bottom = ex.bottom;
+    rep.hvps = ex.products;
+    rep.eigenvalues = std::move(ex.eigenvalues);
+    rep.trace = ex.trace;
+    rep.asymmetry = ex.asymmetry;
+    rep.converged = true;
+    for (const auto& v : rep.top) rep.converged &= v.converged;
+    for (const auto& v : rep.bottom) rep.converged &= v.converged;
+    return;
+  }
+  LanczosResult<T> res = BlockLanczos<T>(op, space).compute(lo);
+  rep.top = res.top;
+  rep.bottom = res.bottom;
+  rep.hvps = res.products;
+  rep.restarts = res.restarts;
+  rep.converged = res.converged;
+  rep.interrupted = res.interrupted;
+}
+
+template <class T>
+void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Loss loss,
+           const DeviceChoice& dev, AnalyzeReport& rep) {
+  const LanczosOptions lo = analyze_lanczos_options(opt);
+  CpuOperatorOptions co;
+  co.curvature = parse_curvature(opt.curvature);
+  co.loss = loss;
+  co.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
+  co.max_block = std::max<int64_t>(co.max_block, estimator_block(opt));  // trace, density
+  check_estimator_memory(opt, model.num_params(), sizeof(T));            // before any work
+  if (opt.exact) {
+    // exact_spectrum checks its dense matrix against the budget itself.
+    if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
+  } else {
+    co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block, dev);
+  }
+  report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
+  if (dev.cuda) {
+    CudaOperatorOptions cu;
+    cu.base = co;
+    cu.device = dev.index;
+    cu.tf32 = opt.precision == "tf32";
+    cu.max_memory = co.memory_budget;  // its share of the device, set before it sizes itself
+    auto op = make_cuda_operator<T>(model, ds, cu);
+    auto space = make_cuda_space<T>(dev.index);
+    rep.loss_value = op->loss_value();
+    rep.grad_norm = op->grad_norm();
+    // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
+    const int device = dev.index;
+    const SymmetricEigensolver eig{"cuSOLVER syevd on cuda:" + std::to_string(device),
+                                   [device](int64_t n, double* a, int64_t lda, double* w) {
+                                     cuda_symmetric_eigensolve(device, n, a, lda, w);
+                                   }};
+    run_solver<T>(*op, *space, opt, lo, eig, rep);
+    run_estimators<T>(*op, *space, opt, rep);
+    rep.backend = "cuda";
+    rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
+  } else {
+    cpu::warn_if_slow_kernels(model.num_params(), ds.n);
+    CpuCurvatureOperator<T> op(model, ds, co);
+    CpuSpace<T> space;
+    rep.loss_value = op.loss_value();
+    rep.grad_norm = op.grad_norm();
+    run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
+    run_estimators<T>(op, space, opt, rep);
+    rep.backend = "cpu";
+    rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
+  }
+}
+
+}  // namespace
+
+void report_run_settings(const AnalyzeOptions& opt, Loss loss, AnalyzeReport& rep) {
+  rep.loss = loss_name(loss);
+  rep.curvature = curvature_name(parse_curvature(opt.curvature));
+  rep.precision = opt.precision;
+  rep.block = opt.block;
+  rep.tol = opt.tol;
+  rep.seed = opt.seed;
+  rep.timings = opt.timings;
+}
+
+// Shared with the graph path (host/graph/analyze_graph.cpp).
+LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt) {
+  LanczosOptions lo;
+  lo.top = opt.top;
+  lo.bottom = opt.bottom;
+  lo.block = opt.block;
+  lo.tol = opt.tol;
+  lo.max_products = opt.max_hvps;
+  lo.max_basis = opt.max_basis;
+  lo.seed = opt.seed;
+  lo.cancel = opt.cancel;
+  lo.progress = opt.progress;
+  return lo;
+}
+
+uint64_t analyze_memory_budget(const AnalyzeOptions& opt) {
+  return opt.max_memory > 0 ? opt.max_memory : default_max_memory();
+}
+template <class T>
+void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
+                        const LanczosOptions& lo, AnalyzeReport& rep) {
+  run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
+}
+template void run_analyze_solver<float>(CurvatureOperator<float>&, VectorSpace<float>&,
+                                        const AnalyzeOptions&, const LanczosOptions&,
+                                        AnalyzeReport&);
+template void run_analyze_solver<double>(CurvatureOperator<double>&, VectorSpace<double>&,
+                                         const AnalyzeOptions&, const LanczosOptions&,
+                                         AnalyzeReport&);
+
+uint64_t parse_bytes(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    throw UsageError("bad byte count '" + s + "' (e.g. 512M, 8G)");
+  }
+  const std::string unit = s.substr(used);
+  double mult = 1;
+  if (unit == "K" || unit == "KiB" || unit == "k")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (!unit.empty())
+    throw UsageError("bad byte count '" + s + "' (e.g. 512M, 8G)");
+  // Below one byte would truncate to 0, which means "default" downstream.
+  if (!(v * mult >= 1) || v * mult > 1e18) throw UsageError("bad byte count '" + s + "'");
+  return static_cast<uint64_t>(v * mult);
+}
+
+void check_analyze_options(const AnalyzeOptions& opt) {
+  if (opt.model_path.empty()) throw UsageError("--model is required");
+  if (opt.data_path.empty()) throw UsageError("--data is required");
+  // In int64: with both near INT_MAX, top + bottom would overflow int (undefined behaviour).
+  if (opt.top < 0 || opt.bottom < 0 || int64_t{opt.top} + opt.bottom == 0)
+    throw UsageError("--top and --bottom must be >= 0 and not both 0");
+  if (opt.block < 1 || opt.block > 1024) throw UsageError("--block must be in [1, 1024]");
+  if (!(opt.tol > 0) || !(opt.tol < 1)) throw UsageError("--tol must be in (0, 1)");
+  if (opt.max_hvps < 0) throw UsageError("--max-hvps must be >= 0");
+  if (opt.max_basis < 0) throw UsageError("--max-basis must be >= 0");
+  if (opt.samples < 0) throw UsageError("--samples must be >= 0");
+  parse_curvature(opt.curvature);
+  if (opt.precision != "fp32" && opt.precision != "fp64" && opt.precision != "tf32")
+    throw UsageError("--precision must be fp32, fp64 or tf32");
+  if (!opt.activation.empty()) parse_activation(opt.activation);
+  if (!opt.loss.empty()) parse_loss(opt.loss);
+  check_estimator_options(opt);
+}
+
+AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_analyze_options(opt);
+  const bool graph_model = is_graph_model(opt.model_path);
+  if (!opt.params_path.empty() && !graph_model)
+    throw UsageError("--params replaces an ONNX graph's initializers: it needs --model M.onnx");
+  if (graph_model) {  // ONNX: the graph engine (host/graph/)
+    Graph graph = load_onnx(opt.model_path);
+    if (!opt.params_path.empty()) apply_params(graph, opt.params_path);
+    return run_analyze_graph(
+        opt, graph, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const DeviceChoice dev = choose_device(opt.device);
+  if (opt.precision == "tf32" && !dev.cuda)
+    throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
+
+  report_phase(opt.progress, "loading");
+  Model model = load_model(opt.model_path);
+  if (!opt.activation.empty()) {
+    model.activation = parse_activation(opt.activation);
+  } else if (!model.has_activation_hint && model.layers.size() > 1) {
+    throw UsageError(opt.model_path +
+                     ": the checkpoint does not record its activation; pass --activation "
+                     "(identity, relu, tanh, sigmoid, gelu)");
+  }
+  // fp32 compute: a weight beyond float range would become Inf in the operator's copy.
+  if (opt.precision != "fp64") {
+    for (const Layer& l : model.layers) {
+      for (const auto* v : {&l.weight, &l.bias}) {
+        for (size_t i = 0; i < v->size(); ++i) {
+          if (std::fabs((*v)[i]) > std::numeric_limits<float>::max())
+            throw InputError(opt.model_path + ": tensor '" + (l.name.empty() ? "" : l.name + ".") +
+                             (v == &l.weight ? "weight" : "bias") + "' value at index " +
+                             std::to_string(i) + " is beyond fp32 range (use --precision fp64)");
+        }
+      }
+    }
+  }
+  Dataset ds = load_dataset(opt.data_path, opt.labels_path);
+  truncate_dataset(ds, opt.samples);
+  const Loss loss = infer_loss(opt, model, ds);
+
+  AnalyzeReport rep;
+  rep.params = model.num_params();
+  rep.samples = ds.n;
+  rep.layer_sizes.push_back(model.input_dim());
+  for (const Layer& l : model.layers) rep.layer_sizes.push_back(l.out);
+  rep.activation = model.layers.size() > 1 ? activation_name(model.activation) : "none";
+  report_run_settings(opt, loss, rep);
+  try {
+    if (opt.precision == "fp64")
+      solve<double>(opt, model, ds, loss, dev, rep);
+    else
+      solve<float>(opt, model, ds, loss, dev, rep);
+  } catch (const NumericalError& e) {
+    // Inputs were checked finite, so NaN/Inf here is overflow during the run; say what helps.
+    throw NumericalError(std::string(e.what()) +
+                         (opt.precision == "fp64"
+                              ? " (overflow in fp64: check the checkpoint's scale)"
+                              : " (overflow in " + opt.precision + "? try --precision fp64)"));
+  }
+  rep.verdict = verdict_of(rep, opt.lr);
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace hspec
