@@ -2,6 +2,7 @@
 // sample counts standing for the symbolic dimension 0: a folded value that differs between
 // the runs depends on the number of samples, which is allowed only as a Reshape target (it
 // is rewritten with -1 on the sample axis); every other folded value becomes a constant.
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -106,6 +107,42 @@ std::vector<int64_t> reduce_axes(const GraphNode& n, const std::vector<const Val
 }
 
 // The output shape of an engine op on values of known shape.
+// The output shapes of Split: sizes from the attribute or the constant second input, else
+// equal parts (num_outputs, the last part possibly smaller).
+std::vector<std::vector<int64_t>> split_shapes(const GraphNode& n,
+                                               const std::vector<const Value*>& in,
+                                               const std::string& where) {
+  const std::vector<int64_t>& x = in.at(0)->shape;
+  const int64_t r = int64_t(x.size());
+  int64_t axis = attr_int(n, "axis", 0);
+  if (axis < -r || axis >= r) throw InputError(where + ": axis out of range");
+  if (axis < 0) axis += r;
+  std::vector<int64_t> sizes = attr_ints(n, "split", {});
+  if (in.size() > 1 && in[1]) {
+    if (!in[1]->constant) throw InputError(where + ": split sizes must be constant");
+    sizes = as_ints(in[1]->t, where);
+  }
+  const int64_t outputs = int64_t(n.outputs.size()), d = x[size_t(axis)];
+  if (sizes.empty()) {
+    const int64_t parts = attr_int(n, "num_outputs", outputs);
+    if (parts < 1 || parts != outputs)
+      throw InputError(where + ": num_outputs differs from outputs");
+    const int64_t each = (d + parts - 1) / parts;
+    for (int64_t i = 0; i < parts; ++i)
+      sizes.push_back(std::max<int64_t>(0, std::min(each, d - i * each)));
+  }
+  int64_t total = 0;
+  for (int64_t v : sizes) total += v;
+  if (int64_t(sizes.size()) != outputs || total != d)
+    throw InputError(where + ": split sizes do not match the outputs and the axis extent");
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t v : sizes) {
+    out.push_back(x);
+    out.back()[size_t(axis)] = v;
+  }
+  return out;
+}
+
 std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Value*>& in,
                                  int64_t batch, int64_t declared_batch, const std::string& where) {
   const std::string& op = n.op;
@@ -116,8 +153,27 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
   };
   const std::vector<int64_t>& x = need(0);
   if (op == "Relu" || op == "Tanh" || op == "Sigmoid" || op == "Erf" || op == "Gelu" ||
-      op == "Identity")
+      op == "Identity" || op == "Sqrt" || op == "Neg" || op == "Cast" || op == "Softmax" ||
+      op == "LayerNormalization")
     return x;
+  if (op == "Pow") return broadcast_shapes(x, need(1), where);
+  if (op == "Where") return broadcast_shapes(broadcast_shapes(x, need(1), where), need(2), where);
+  if (op == "Split") return split_shapes(n, in, where).at(0);
+  if (op == "Transpose" || op == "Slice" || op == "Concat" || op == "Expand") {
+    // Shapes only: the fold op run on zero-filled stand-ins of the non-constant inputs.
+    std::vector<GraphTensor> probes(in.size());
+    std::vector<const GraphTensor*> cin;
+    for (size_t k = 0; k < in.size(); ++k) {
+      if (!in[k] || in[k]->constant) {
+        cin.push_back(in[k] ? &in[k]->t : nullptr);
+        continue;
+      }
+      probes[k].shape = in[k]->shape;
+      probes[k].values.assign(size_t(checked_numel(in[k]->shape, where)), 0.0);
+      cin.push_back(&probes[k]);
+    }
+    return eval_fold_op(n, cin, false, where).shape;
+  }
   if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div")
     return broadcast_shapes(x, need(1), where);
   if (op == "BatchNormalization") {
@@ -322,9 +378,23 @@ Run evaluate(const RawModel& m, int64_t batch) {
     v.is_int = false;
     if (batched && (v.shape.empty() || v.shape[0] != batch))
       throw InputError(where + ": its output does not keep the samples on dimension 0");
+    const Value first = v;
     r.values[n.outputs[0]] = std::move(v);
-    for (size_t k = 1; k < n.outputs.size(); ++k)
-      if (!n.outputs[k].empty()) throw InputError(where + ": only its first output is supported");
+    for (size_t k = 1; k < n.outputs.size(); ++k) {
+      if (n.outputs[k].empty()) continue;
+      Value extra = first;
+      if (n.op == "Split") {
+        extra.shape = split_shapes(n, in_v, where).at(k);
+      } else if (n.op == "LayerNormalization") {  // Mean / InvStdDev: the engine refuses their use
+        const int64_t r = int64_t(extra.shape.size());
+        int64_t axis = attr_int(n, "axis", -1);
+        if (axis < 0) axis += r;
+        for (int64_t a = std::max<int64_t>(axis, 0); a < r; ++a) extra.shape[size_t(a)] = 1;
+      } else {
+        throw InputError(where + ": only its first output is supported");
+      }
+      r.values[n.outputs[k]] = std::move(extra);
+    }
   }
   return r;
 }

@@ -63,6 +63,8 @@ HSPEC_OP_RULES(conv)
 HSPEC_OP_RULES(unary)
 HSPEC_OP_RULES(binary)
 HSPEC_OP_RULES(pool)  // MaxPool, AvgPool and ReduceMean
+HSPEC_OP_RULES(softmax)
+HSPEC_OP_RULES(layout)  // Transpose, Slice, Concat
 #undef HSPEC_OP_RULES
 
 #define HSPEC_OP_INSTANTIATE(Name, T)                                          \

@@ -39,6 +39,9 @@ int Planner::input(const GraphNode& n, size_t i) const {
   if (!has_input(n, i)) fail(n, "input " + std::to_string(i) + " is missing");
   auto it = ids_.find(n.inputs[i]);
   if (it == ids_.end()) {
+    if (absent_.count(n.inputs[i]))
+      fail(n, "input '" + n.inputs[i] + "' is the " + absent_.at(n.inputs[i]) +
+                  ", which hspec does not compute");
     if (int_consts_.count(n.inputs[i]))
       fail(n, "input '" + n.inputs[i] + "' is an integer tensor where a float one is expected");
     fail(n, "input '" + n.inputs[i] + "' is not defined before this node");
@@ -190,7 +193,8 @@ int Planner::reduce_mean(const GraphNode& n, int src, std::vector<int64_t> axes,
 void Planner::lower(const GraphNode& n) {
   if (n.outputs.empty() || n.outputs[0].empty()) fail(n, "has no output");
   for (size_t i = 1; i < n.outputs.size(); ++i)
-    if (!n.outputs[i].empty() && !(n.op == "Dropout"))
+    if (!n.outputs[i].empty() && n.op != "Dropout" && n.op != "Split" &&
+        n.op != "LayerNormalization")
       fail(n, "output " + std::to_string(i) + " ('" + n.outputs[i] + "') is not supported");
   const std::string& op = n.op;
   static const std::map<std::string, UnaryKind> unary = {{"Relu", UnaryKind::Relu},
@@ -223,6 +227,31 @@ void Planner::lower(const GraphNode& n) {
     s.in = {x};
     s.out = add_value(n.outputs[0], value(x).cls, value(x).shape);
     add_step(std::move(s));
+  } else if (op == "Div") {
+    lower_div(n);
+  } else if (op == "Neg") {
+    binary(n, BinaryKind::Mul, input(n, 0), add_constant(temp(n.outputs[0], "minus_one"), {}, {-1}),
+           n.outputs[0]);
+  } else if (op == "Pow" || op == "Sqrt") {
+    lower_pow(n);
+  } else if (op == "LayerNormalization") {
+    lower_layernorm(n);
+  } else if (op == "Softmax") {
+    lower_softmax(n);
+  } else if (op == "Where") {
+    lower_where(n);
+  } else if (op == "Expand") {
+    lower_expand(n);
+  } else if (op == "Cast") {
+    lower_cast(n);
+  } else if (op == "Transpose") {
+    lower_transpose(n);
+  } else if (op == "Slice") {
+    lower_slice(n);
+  } else if (op == "Split") {
+    lower_split(n);
+  } else if (op == "Concat") {
+    lower_concat(n);
   } else if (binaries.count(op)) {
     binary(n, binaries.at(op), input(n, 0), input(n, 1), n.outputs[0]);
   } else if (op == "Gemm") {
@@ -258,8 +287,10 @@ Plan Planner::run() {
       int_consts_[name] = &t;
       continue;
     }
+    // Constants may hold +-inf (attention masks); parameters must be finite, and NaN is
+    // refused everywhere.
     for (size_t i = 0; i < t.values.size(); ++i)
-      if (!std::isfinite(t.values[i]))
+      if (std::isnan(t.values[i]) || (params.count(name) && !std::isfinite(t.values[i])))
         throw InputError(g_.source + ": initializer '" + name + "' holds NaN/Inf at index " +
                          std::to_string(i));
     if (int64_t(t.values.size()) != t.numel())
@@ -298,8 +329,11 @@ Plan Planner::run() {
     if (s.kind == StepKind::Conv)
       ws = s.geom.channels * s.geom.kh * s.geom.kw * s.geom.out_plane() +
            s.out_channels * s.geom.out_plane();
-    if (s.kind == StepKind::Binary && plan_.values[size_t(s.out)].batched())
+    if ((s.kind == StepKind::Binary || s.kind == StepKind::Layout) &&
+        plan_.values[size_t(s.out)].batched())
       ws = plan_.values[size_t(s.out)].numel();
+    if (s.kind == StepKind::Softmax && plan_.values[size_t(s.out)].batched())
+      ws = 3 * plan_.values[size_t(s.out)].numel();
     if (s.kind == StepKind::MaxPool)
       plan_.argmax_per_sample += s.geom.channels * s.geom.out_plane();
     plan_.workspace_per_sample = std::max(plan_.workspace_per_sample, ws);

@@ -1,6 +1,7 @@
 // Lowering of the parameterised ops: Gemm and MatMul to Linear (+ a broadcast Add for
 // Gemm's C), Conv to Conv (+ an Add of the bias), BatchNormalization (inference form) to
 // x * a + c with a = scale / sqrt(var + eps) and c = bias - mean * a.
+#include <algorithm>
 #include <cmath>
 
 #include "planner.hpp"
@@ -47,22 +48,54 @@ void Planner::lower_matmul(const GraphNode& n) {
   const int a = input(n, 0), b = input(n, 1);
   const PlanValue &va = value(a), &vb = value(b);
   if (va.batched() && vb.batched()) {  // per-sample (batched) matrix products
-    if (va.shape.size() < 2 || va.shape.size() != vb.shape.size())
-      fail(n, "a product of two data-dependent values needs operands of equal rank >= 3");
-    const size_t r = va.shape.size();
-    for (size_t i = 0; i + 2 < r; ++i)
-      if (va.shape[i] != vb.shape[i])
-        fail(n, "batch axes differ (broadcasting is not supported here)");
-    if (va.shape[r - 1] != vb.shape[r - 2])
-      fail(n, "inner dimensions differ (" + std::to_string(va.shape[r - 1]) + " vs " +
-                  std::to_string(vb.shape[r - 2]) + ")");
+    if (va.shape.size() < 2 || vb.shape.size() < 2)
+      fail(n, "a product of two data-dependent values needs operands of rank >= 3");
+    // Batch axes broadcast as numpy does: the shorter operand gets leading 1s, and an
+    // operand whose batch axes are smaller is expanded (a broadcast Add of zeros), so the
+    // product itself is one strided-batched GEMM per direction.
+    const size_t r = std::max(va.shape.size(), vb.shape.size());
+    Shape batch(r - 2, 1);
+    for (int side = 0; side < 2; ++side) {
+      const Shape& sh = value(side ? b : a).shape;
+      const size_t pad = r - sh.size();
+      for (size_t i = 0; i + 2 < r; ++i) {
+        const int64_t d = i < pad ? 1 : sh[i - pad];
+        if (d != batch[i] && d != 1 && batch[i] != 1)
+          fail(n, "batch axes do not broadcast (" + std::to_string(d) + " vs " +
+                      std::to_string(batch[i]) + ")");
+        batch[i] = std::max(batch[i], d);
+      }
+    }
+    int ops[2] = {a, b};
+    for (int side = 0; side < 2; ++side) {
+      Shape sh = value(ops[side]).shape;
+      if (sh.size() < r) {
+        sh.insert(sh.begin(), r - sh.size(), 1);
+        ops[side] =
+            alias(n, ops[side], sh, temp(n.outputs[0], side ? "b_unsqueezed" : "a_unsqueezed"));
+      }
+      Shape full = batch;
+      full.push_back(sh[sh.size() - 2]);
+      full.push_back(sh.back());
+      if (full == sh) continue;
+      const std::string base = temp(n.outputs[0], side ? "b" : "a");
+      Shape zshape = full;
+      zshape.insert(zshape.begin(), 1);  // the sample axis
+      const int zeros = add_constant(base + "_zeros", zshape,
+                                     std::vector<double>(size_t(shape_numel(zshape)), 0.0));
+      ops[side] = binary(n, BinaryKind::Add, ops[side], zeros, base + "_broadcast");
+    }
+    const PlanValue &ea = value(ops[0]), &eb = value(ops[1]);
+    if (ea.shape[r - 1] != eb.shape[r - 2])
+      fail(n, "inner dimensions differ (" + std::to_string(ea.shape[r - 1]) + " vs " +
+                  std::to_string(eb.shape[r - 2]) + ")");
     PlanStep s = step(n, StepKind::MatMulData);
-    s.in = {a, b};
-    s.rows_per_sample = va.shape[r - 2];
-    s.in_dim = va.shape[r - 1];
-    s.out_dim = vb.shape[r - 1];
-    s.matmuls_per_sample = va.numel() / (s.rows_per_sample * s.in_dim);
-    Shape shape = va.shape;
+    s.in = {ops[0], ops[1]};
+    s.rows_per_sample = ea.shape[r - 2];
+    s.in_dim = ea.shape[r - 1];
+    s.out_dim = eb.shape[r - 1];
+    s.matmuls_per_sample = ea.numel() / (s.rows_per_sample * s.in_dim);
+    Shape shape = ea.shape;
     shape.back() = s.out_dim;
     s.out = add_value(n.outputs[0], ValueClass::Data, shape);
     add_step(std::move(s));

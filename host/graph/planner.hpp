@@ -53,6 +53,15 @@ class Planner {
   int alias(const GraphNode& n, int src, Shape shape, const std::string& out);
   int reduce_mean(const GraphNode& n, int src, std::vector<int64_t> axes, bool keepdims,
                   const std::string& out);
+  int unary(const GraphNode& n, UnaryKind f, int x, const std::string& out);
+  // Slice step shapes (sample axis first): out[i] = x[starts + i steps].
+  int slice(const GraphNode& n, int x, const std::vector<int64_t>& starts,
+            const std::vector<int64_t>& steps, const Shape& out_step_shape, const std::string& out);
+  // A constant scalar input (float or integer), e.g. Pow's exponent.
+  double scalar_input(const GraphNode& n, size_t i) const;
+  Shape broadcast_shape(const GraphNode& n, Shape a, Shape b) const;
+  // v (shape s) broadcast on the host to `out` (numpy rules; s no longer than out).
+  std::vector<double> broadcast_host(const std::vector<double>& v, Shape s, const Shape& out) const;
   // Axes normalised to the value's full rank (sample axis 0 for Data), checked and sorted.
   std::vector<int64_t> normalize_axes(const GraphNode& n, const PlanValue& v,
                                       std::vector<int64_t> axes, int64_t rank) const;
@@ -65,6 +74,18 @@ class Planner {
   void lower_pool(const GraphNode& n);
   void lower_shape(const GraphNode& n);
   void lower_reduce(const GraphNode& n);
+  // plan_transformer.cpp and plan_layout.cpp
+  void lower_pow(const GraphNode& n);  // Pow, Sqrt
+  void lower_div(const GraphNode& n);
+  void lower_layernorm(const GraphNode& n);
+  void lower_softmax(const GraphNode& n);
+  void lower_where(const GraphNode& n);
+  void lower_expand(const GraphNode& n);
+  void lower_cast(const GraphNode& n);
+  void lower_transpose(const GraphNode& n);
+  void lower_slice(const GraphNode& n);
+  void lower_split(const GraphNode& n);
+  void lower_concat(const GraphNode& n);
 
  private:
   void lower(const GraphNode& n);
@@ -72,6 +93,9 @@ class Planner {
   Plan plan_;
   std::map<std::string, int> ids_;
   std::map<std::string, const GraphTensor*> int_consts_;
+  // Outputs the engine does not compute (LayerNormalization's Mean and InvStdDev): what
+  // they are, for the error when a node reads one.
+  std::map<std::string, std::string> absent_;
 };
 
 }  // namespace hspec::planning

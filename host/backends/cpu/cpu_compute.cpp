@@ -62,6 +62,27 @@ void derivatives(UnaryKind f, T x, T* v) {
       v[2] = s * du - x * t * s * du * du + T(0.5) * x * s * ddu;
       return;
     }
+    case UnaryKind::Sqrt: {  // undefined below 0 (NaN, caught by the finiteness checks)
+      const T r = std::sqrt(x);
+      v[0] = r;
+      v[1] = T(0.5) / r;
+      v[2] = T(-0.25) / (r * x);
+      return;
+    }
+    case UnaryKind::Rsqrt: {
+      const T r = T(1) / std::sqrt(x);
+      v[0] = r;
+      v[1] = T(-0.5) * r / x;
+      v[2] = T(0.75) * r / (x * x);
+      return;
+    }
+    case UnaryKind::Reciprocal: {
+      const T r = T(1) / x;
+      v[0] = r;
+      v[1] = -r * r;
+      v[2] = T(2) * r * r * r;
+      return;
+    }
   }
 }
 

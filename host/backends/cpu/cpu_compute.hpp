@@ -24,6 +24,9 @@ class CpuCompute final : public Compute<T> {
                     int64_t batch) override;
   void swap_axes12(const T* src, T* dst, int64_t a, int64_t b, int64_t c, int64_t d,
                    bool accumulate) override;
+  void strided_copy(const T* src, const Shape& src_strides, T* dst, const Shape& dst_strides,
+                    const Shape& extents, bool accumulate) override;
+  void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) override;
   void unary(UnaryKind f, const T* x, T* y, int64_t n) override;
   void unary_derivative(UnaryKind f, int order, const T* x, const T* s, const T* r, T* out,
                         int64_t n, int64_t reps, bool accumulate) override;

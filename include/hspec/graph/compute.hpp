@@ -26,7 +26,8 @@ inline int64_t shape_numel(const Shape& s) {
 }
 
 // Elementwise functions whose first and second derivatives the backends know by name.
-enum class UnaryKind { Relu, Tanh, Sigmoid, Erf, GeluErf, GeluTanh };
+// Sqrt, Rsqrt (x^-1/2) and Reciprocal (1/x) serve LayerNorm, Pow and Div by a value.
+enum class UnaryKind { Relu, Tanh, Sigmoid, Erf, GeluErf, GeluTanh, Sqrt, Rsqrt, Reciprocal };
 enum class BinaryKind { Add, Sub, Mul, Div };
 
 // Geometry of a 2-D convolution or pooling window over [B, C, H, W] planes.
@@ -91,6 +92,14 @@ class Compute {
   // [a, b, c, d] -> [a, c, b, d] (dst = or += src).
   virtual void swap_axes12(const T* src, T* dst, int64_t a, int64_t b, int64_t c, int64_t d,
                            bool accumulate) = 0;
+  // For every index i of the box `extents` (rank <= kMaxRank): dst[i . dst_strides] (+)=
+  // src[i . src_strides]. Strides are in elements and may be negative (reversed slices) or,
+  // for src only, 0 (broadcast); distinct i never reach the same dst element. Transpose,
+  // Slice, Split and Concat are all this copy with different strides and offsets.
+  virtual void strided_copy(const T* src, const Shape& src_strides, T* dst,
+                            const Shape& dst_strides, const Shape& extents, bool accumulate) = 0;
+  // Softmax over the middle axis of x [outer, len, inner] (shifted by the row's maximum).
+  virtual void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) = 0;
 
   // ---- elementwise ----
   virtual void unary(UnaryKind f, const T* x, T* y, int64_t n) = 0;

@@ -37,8 +37,12 @@ enum class StepKind {
   MaxPool,     // argmax fixed by the primal pass
   AvgPool,     // AveragePool (count_include_pad as ONNX)
   ReduceMean,  // mean over per-sample axes (keepdims shape in reduce_shape)
+  Softmax,     // softmax over one axis (a_shape the input, out_shape it reduced)
+  Layout,      // Transpose / Slice / Concat: strided copies (Split is one Slice per output)
   Alias        // Reshape/Flatten/Squeeze/Unsqueeze/Identity: same data, new shape
 };
+
+enum class LayoutKind { Transpose, Slice, Concat };
 
 struct PlanStep {
   StepKind kind = StepKind::Alias;
@@ -62,6 +66,13 @@ struct PlanStep {
   // for a non-Data operand or output). ReduceMean: input and keepdims output shapes, same form.
   Shape a_shape, b_shape, out_shape;
   int64_t reduce_count = 1;
+  // Softmax and Concat: the axis of the step shapes (axis 0 the sample axis).
+  int64_t axis = 0;
+  // Layout, over step shapes: Transpose's perm (out axis i is in axis perm[i]); Slice's
+  // per-axis first index and step (out[i] = in[start + i step]); Concat's input shapes.
+  LayoutKind layout = LayoutKind::Transpose;
+  std::vector<int64_t> perm, starts, steps;
+  std::vector<Shape> in_shapes;
 };
 
 struct Plan {
