@@ -33,7 +33,7 @@ TEST(GraphAttentionClosedForm, SoftmaxMseHessian) {
   const std::vector<double>& bias = b.g.initializers.at("b").values;
   std::vector<double> ref(size_t(C * C), 0.0);
   for (int64_t s = 0; s < N; ++s) {
-    std::vector<double> p(size_t(C));
+    std::vector<double> p(static_cast<size_t>(C));
     double m = -1e300, sum = 0;
     for (int64_t c = 0; c < C; ++c)
       m = std::max(m, double(ds.inputs[size_t(s * C + c)]) + bias[size_t(c)]);
@@ -73,7 +73,7 @@ TEST(GraphAttentionClosedForm, LayerNormGaussNewton) {
   const std::vector<double>& bias = b.g.initializers.at("b").values;
   std::vector<double> ref(size_t(D * D), 0.0);
   for (int64_t s = 0; s < N; ++s) {
-    std::vector<double> z(size_t(D)), y(size_t(D));
+    std::vector<double> z(static_cast<size_t>(D)), y(static_cast<size_t>(D));
     double mu = 0, var = 0;
     for (int64_t i = 0; i < D; ++i)
       mu += z[size_t(i)] = ds.inputs[size_t(s * D + i)] + bias[size_t(i)];

@@ -1,6 +1,6 @@
 // End to end on the attention fixtures of tests/fixtures/make_attention_fixtures.py: a pre-LN
-// block with nn.MultiheadAttention and a hand-written causal head, exported by the dynamo
-// and the legacy exporter, against PyTorch's float64 loss, gradient, Hessian- and
+// block with batch-first multi-head attention and a hand-written causal head, exported by the
+// dynamo and the legacy exporter, against PyTorch's float64 loss, gradient, Hessian- and
 // Gauss-Newton-vector products and dense-Hessian eigenvalues (also after --params with the
 // perturbed state_dict).
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 #if HSPEC_WITH_ONNX
 #include <cmath>
 
+#include "hspec/error.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/formats/onnx.hpp"
 #include "hspec/formats/safetensors.hpp"
@@ -85,6 +86,19 @@ TEST(OnnxAttention, CausalHeadMatchesPyTorch) {
 TEST(OnnxAttention, PreLnMultiheadBlockMatchesPyTorch) {
   for (const char* f : {"attn_preln_dynamo.onnx", "attn_preln_legacy.onnx"})
     for (bool pert : {false, true}) check_attention(f, "attn_preln", pert);
+}
+
+// nn.MultiheadAttention exports sequence-first (a Transpose moves the samples off dimension
+// 0, then a Reshape merges them with the heads): refused at load, naming the node.
+TEST(OnnxAttention, TorchMultiheadAttentionIsRefusedByName) {
+  try {
+    load_onnx(fixture("attn_torch_mha_dynamo.onnx"));
+    ADD_FAILURE() << "accepted";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("(Transpose)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("samples on dimension 0"), std::string::npos) << msg;
+  }
 }
 
 }  // namespace

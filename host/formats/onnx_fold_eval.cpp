@@ -106,6 +106,9 @@ GraphTensor eval_fold_op(const GraphNode& n, const std::vector<const GraphTensor
         return elementwise(
             {x}, Kind::Int, [](auto& v) { return v[0] != 0 ? 1.0 : 0.0; }, where);
     }
+    // Integer to integer is exact (INT64_MAX, the exporters' "to the end" of a Slice, does
+    // not survive a trip through double).
+    if (to_int && !x->is_float()) return *x;
     return elementwise(
         {x}, to_int ? Kind::Int : Kind::Float,
         [to_int](auto& v) { return to_int ? std::trunc(v[0]) : v[0]; }, where);
