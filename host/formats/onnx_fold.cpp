@@ -287,8 +287,23 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
       for (size_t k = 0; k < rest.size(); ++k)
         if (rest[k] == 0 && attr_int(n, "allowzero", 0) == 0)
           rest[k] = k + 1 < x.size() ? x[k + 1] : -2;
-      std::vector<int64_t> sample(x.begin() + 1, x.end());
-      probe.shape = sample;
+      // Per sample: the input's elements over its samples (an earlier merge may have put
+      // more than one row of axis 0 in each sample).
+      const int64_t per_sample = checked_numel(x, where) / batch;
+      probe.shape = {per_sample};
+      int64_t known = 1;
+      bool infer = false;
+      for (int64_t d : rest) {
+        infer = infer || d == -1;
+        if (d >= 0) known *= d;
+      }
+      if (!infer && known > 0 && known != per_sample && per_sample % known == 0) {
+        // [N, H, ...] -> [N H, ...]: the samples merged with the next axis, N major (the
+        // exporters' attention reshapes); the engine keeps H as a per-sample axis.
+        std::vector<int64_t> out = rest;
+        out.insert(out.begin(), batch * (per_sample / known));
+        return out;
+      }
       GraphTensor shape_t;
       shape_t.kind = GraphTensor::Kind::Int;
       shape_t.shape = {int64_t(rest.size())};
@@ -376,7 +391,7 @@ Run evaluate(const RawModel& m, int64_t batch) {
     v.shape = infer_shape(n, in_v, batch, m.declared_batch, where);
     v.batched = batched;
     v.is_int = false;
-    if (batched && (v.shape.empty() || v.shape[0] != batch))
+    if (batched && (v.shape.empty() || v.shape[0] % batch != 0))
       throw InputError(where + ": its output does not keep the samples on dimension 0");
     const Value first = v;
     r.values[n.outputs[0]] = std::move(v);

@@ -47,7 +47,7 @@ GraphTensor eval_fold_op(const GraphNode& n, const std::vector<const GraphTensor
       : (op == "Concat" || op == "Max" || op == "Min") ? 1
       : (op == "Gather" || op == "Expand" || op == "Reshape" || op == "Equal" || op == "Less" ||
          op == "Greater" || op == "And" || op == "Or" || op == "Add" || op == "Sub" ||
-         op == "Mul" || op == "Div" || op == "Mod" || op == "CastLike")
+         op == "Mul" || op == "Div" || op == "Mod" || op == "CastLike" || op == "Pow")
           ? 2
           : 1;
   if (in.size() < min_inputs) bad(where, "needs " + std::to_string(min_inputs) + " inputs");
@@ -144,6 +144,11 @@ GraphTensor eval_fold_op(const GraphNode& n, const std::vector<const GraphTensor
   if (op == "Min") return num([](auto& v) { return *std::min_element(v.begin(), v.end()); });
   if (op == "Neg") return num([](auto& v) { return -v[0]; });
   if (op == "Abs") return num([](auto& v) { return std::fabs(v[0]); });
+  if (op == "Sqrt" || op == "Pow") {  // attention scales: sqrt(head dim) from a Shape
+    if (!x->is_float()) bad(where, op + " of integers");
+    if (op == "Sqrt") return num([](auto& v) { return std::sqrt(v[0]); });
+    return num([](auto& v) { return std::pow(v[0], v[1]); });
+  }
   if (op == "Equal") return cmp([](auto& v) { return v[0] == v[1] ? 1.0 : 0.0; });
   if (op == "Less") return cmp([](auto& v) { return v[0] < v[1] ? 1.0 : 0.0; });
   if (op == "Greater") return cmp([](auto& v) { return v[0] > v[1] ? 1.0 : 0.0; });

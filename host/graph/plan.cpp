@@ -107,6 +107,14 @@ int Planner::binary(const GraphNode& n, BinaryKind kind, int a, int b, const std
   if (kind == BinaryKind::Div && vb.cls != ValueClass::Constant)
     fail(n, "division by a value that depends on the parameters or the data is not supported");
   const bool data = va.batched() || vb.batched();
+  const bool merge = va.merged || vb.merged;
+  if (merge) {  // the other operand may not reach ONNX axis 0, nor be unmerged data
+    const PlanValue& m = va.merged ? va : vb;
+    const PlanValue& o = va.merged ? vb : va;
+    if ((o.batched() && !o.merged) ||
+        (!o.batched() && o.shape.size() >= m.shape.size() && !o.shape.empty() && o.shape[0] != 1))
+      fail(n, "an operand spans axis 0, which holds the samples merged with another axis");
+  }
   const Shape fa = full_shape(va), fb = full_shape(vb);
   const size_t rank = std::max(fa.size(), fb.size());
   if (rank + 1 > size_t(kMaxRank)) fail(n, "more than 7 dimensions");
@@ -133,6 +141,7 @@ int Planner::binary(const GraphNode& n, BinaryKind kind, int a, int b, const std
   s.b_shape = pb;
   s.out_shape = po;
   s.out = add_value(out, join(va.cls, vb.cls), vshape);
+  plan_.values.back().merged = merge;
   add_step(std::move(s));
   return plan_.steps.back().out;
 }
@@ -144,8 +153,10 @@ int Planner::alias(const GraphNode& n, int src, Shape shape, const std::string& 
   PlanStep s = step(n, StepKind::Alias);
   s.in = {src};
   const ValueClass cls = value(src).cls;
+  const bool merge = value(src).merged;
   s.out = add_value(out, cls, std::move(shape));
   plan_.values[size_t(s.out)].storage = value(src).storage;
+  plan_.values[size_t(s.out)].merged = merge;
   add_step(std::move(s));
   return plan_.steps.back().out;
 }
@@ -205,6 +216,17 @@ void Planner::lower(const GraphNode& n) {
                                                              {"Sub", BinaryKind::Sub},
                                                              {"Mul", BinaryKind::Mul},
                                                              {"Div", BinaryKind::Div}};
+  static const std::set<std::string> on_merged = {
+      "Add",     "Sub",      "Mul",     "Div",    "Neg",      "Pow",     "Sqrt",
+      "Relu",    "Tanh",     "Sigmoid", "Erf",    "Gelu",     "Softmax", "Cast",
+      "Reshape", "Identity", "Dropout", "MatMul", "Transpose"};
+  if (!on_merged.count(op))
+    for (size_t i = 0; i < n.inputs.size(); ++i)
+      if (!n.inputs[i].empty() && ids_.count(n.inputs[i]) && merged(ids_.at(n.inputs[i])))
+        fail(n, "input '" + n.inputs[i] +
+                    "' has its samples merged with another axis (a Reshape of [N, H, ...] to "
+                    "[N H, ...]), which " +
+                    op + " does not support");
   if (op == "Constant") {  // normally folded by the importer; accepted for robustness
     const GraphAttribute* v = n.attr("value");
     if (!v || v->kind != GraphAttribute::Kind::Tensor)
@@ -226,6 +248,7 @@ void Planner::lower(const GraphNode& n) {
     }
     s.in = {x};
     s.out = add_value(n.outputs[0], value(x).cls, value(x).shape);
+    set_merged(s.out, merged(x));
     add_step(std::move(s));
   } else if (op == "Div") {
     lower_div(n);
@@ -317,6 +340,8 @@ Plan Planner::run() {
   plan_.output = it->second;
   const PlanValue& out = plan_.values[size_t(plan_.output)];
   if (!out.batched()) throw InputError(g_.source + ": the output does not depend on the input");
+  if (out.merged)
+    throw InputError(g_.source + ": the output has its samples merged with another axis");
   plan_.output_dim = out.numel();
   // Memory figures: values owning storage, per sample (Data) or in total (Param).
   for (const PlanValue& v : plan_.values) {

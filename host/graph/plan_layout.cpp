@@ -25,7 +25,7 @@ Shape without_sample_axis(Shape s) {
 void Planner::lower_transpose(const GraphNode& n) {
   const int x = input(n, 0);
   const PlanValue& v = value(x);
-  const int64_t rank = int64_t(v.shape.size()) + (v.batched() ? 1 : 0);
+  const int64_t rank = int64_t(v.shape.size()) + (v.batched() && !v.merged ? 1 : 0);
   std::vector<int64_t> perm(static_cast<size_t>(rank));
   for (int64_t i = 0; i < rank; ++i) perm[size_t(i)] = rank - 1 - i;
   perm = attr_ints(n, "perm", perm);
@@ -39,7 +39,10 @@ void Planner::lower_transpose(const GraphNode& n) {
   s.layout = LayoutKind::Transpose;
   s.in = {x};
   s.a_shape = with_sample_axis(v);
-  if (v.batched()) {
+  if (v.merged) {  // ONNX axis 0 is step axes 0 and 1, axis a >= 1 step axis a + 1
+    s.perm = {0, 1};
+    for (size_t i = 1; i < perm.size(); ++i) s.perm.push_back(perm[i] + 1);
+  } else if (v.batched()) {
     s.perm = perm;
   } else {
     s.perm = {0};
@@ -47,7 +50,9 @@ void Planner::lower_transpose(const GraphNode& n) {
   }
   s.out_shape = s.a_shape;
   for (size_t i = 0; i < s.perm.size(); ++i) s.out_shape[i] = s.a_shape[size_t(s.perm[i])];
+  const bool merge = v.merged;
   s.out = add_value(n.outputs[0], v.cls, without_sample_axis(s.out_shape));
+  set_merged(s.out, merge);
   add_step(std::move(s));
 }
 

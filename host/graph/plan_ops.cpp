@@ -48,6 +48,9 @@ void Planner::lower_matmul(const GraphNode& n) {
   const int a = input(n, 0), b = input(n, 1);
   const PlanValue &va = value(a), &vb = value(b);
   if (va.batched() && vb.batched()) {  // per-sample (batched) matrix products
+    if (va.merged != vb.merged)
+      fail(n, "one operand has its samples merged with another axis and the other not");
+    const bool merge = va.merged;
     if (va.shape.size() < 2 || vb.shape.size() < 2)
       fail(n, "a product of two data-dependent values needs operands of rank >= 3");
     // Batch axes broadcast as numpy does: the shorter operand gets leading 1s, and an
@@ -98,6 +101,7 @@ void Planner::lower_matmul(const GraphNode& n) {
     Shape shape = ea.shape;
     shape.back() = s.out_dim;
     s.out = add_value(n.outputs[0], ValueClass::Data, shape);
+    set_merged(s.out, merge);
     add_step(std::move(s));
     return;
   }
@@ -116,7 +120,9 @@ void Planner::lower_matmul(const GraphNode& n) {
   s.rows_per_sample = va.numel() / s.in_dim;
   Shape shape = va.shape;
   shape.back() = s.out_dim;
+  const bool merge = va.merged;
   s.out = add_value(n.outputs[0], ValueClass::Data, shape);
+  set_merged(s.out, merge);
   add_step(std::move(s));
 }
 

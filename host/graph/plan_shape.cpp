@@ -55,8 +55,10 @@ void Planner::lower_shape(const GraphNode& n) {
   const bool data = v.batched();
   const int64_t rank = int64_t(v.shape.size()) + (data ? 1 : 0);
   Shape full = v.shape;
-  if (data) full.insert(full.begin(), 1);
+  // ONNX axes: a merged value's axis 0 holds the samples times shape[0] (its placeholder here).
+  if (data && !v.merged) full.insert(full.begin(), 1);
   Shape out;  // the full output shape (sample axis extent 1 for Data)
+  bool merge_out = false;
   if (n.op == "Identity" || n.op == "Dropout") {
     out = full;
   } else if (n.op == "Flatten") {
@@ -92,6 +94,12 @@ void Planner::lower_shape(const GraphNode& n) {
       }
     }
     const int64_t total = shape_numel(full);
+    if (data && infer < 0 && known > 0 && total != known && total % known == 0) {
+      // [N, H, ...] -> [N H, ...] (attention exports): the samples merge with H, samples
+      // major, so the data stay where they are and H is kept as a per-sample axis.
+      target[0] = total / known;
+      merge_out = true;
+    }
     if (infer >= 0) {
       if (known == 0 || total % known != 0) fail(n, "cannot infer the -1 extent");
       target[size_t(infer)] = total / known;
@@ -121,11 +129,11 @@ void Planner::lower_shape(const GraphNode& n) {
         out.push_back(std::count(axes.begin(), axes.end(), i) > 0 ? 1 : full[src++]);
     }
   }
-  if (data) {
+  if (data && !merge_out) {
     if (out.empty()) fail(n, "the result must keep the sample axis");
     out.erase(out.begin());
   }
-  alias(n, x, out, n.outputs[0]);
+  set_merged(alias(n, x, out, n.outputs[0]), merge_out);
 }
 
 }  // namespace hspec::planning

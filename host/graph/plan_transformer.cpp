@@ -49,6 +49,7 @@ int Planner::unary(const GraphNode& n, UnaryKind f, int x, const std::string& ou
   s.unary = f;
   s.in = {x};
   s.out = add_value(out, value(x).cls, value(x).shape);
+  set_merged(s.out, merged(x));
   add_step(std::move(s));
   return plan_.steps.back().out;
 }
@@ -143,7 +144,8 @@ void Planner::lower_layernorm(const GraphNode& n) {
 void Planner::lower_softmax(const GraphNode& n) {
   const int x = input(n, 0);
   const PlanValue& v = value(x);
-  const int64_t rank = int64_t(v.shape.size()) + (v.batched() ? 1 : 0);
+  // ONNX rank (a merged value's axis 0 stands for the samples and shape[0]).
+  const int64_t rank = int64_t(v.shape.size()) + (v.batched() && !v.merged ? 1 : 0);
   int64_t axis = attr_int(n, "axis", -1);
   if (axis < -rank || axis >= rank)
     fail(n, "axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
@@ -153,10 +155,12 @@ void Planner::lower_softmax(const GraphNode& n) {
   s.in = {x};
   s.a_shape = v.shape;
   s.a_shape.insert(s.a_shape.begin(), 1);  // step shapes: the sample axis first
-  s.axis = v.batched() ? axis : axis + 1;
+  s.axis = v.batched() && !v.merged ? axis : axis + 1;
   s.out_shape = s.a_shape;
   s.out_shape[size_t(s.axis)] = 1;
+  const bool merge = v.merged;
   s.out = add_value(n.outputs[0], v.cls, v.shape);
+  set_merged(s.out, merge);
   add_step(std::move(s));
 }
 

@@ -47,6 +47,8 @@ class Planner {
     return s;
   }
   ValueClass join(ValueClass a, ValueClass b) const { return a > b ? a : b; }
+  bool merged(int id) const { return value(id).merged; }
+  void set_merged(int id, bool m) { plan_.values[size_t(id)].merged = m; }
 
   // Builders shared by several ops; each returns the output value id.
   int binary(const GraphNode& n, BinaryKind kind, int a, int b, const std::string& out);

@@ -51,14 +51,15 @@ inline const std::vector<std::string>& graph_engine_ops() {
 // the shape of its input is known); any left on data is refused.
 inline const std::vector<std::string>& graph_fold_ops() {
   static const std::vector<std::string> ops = {
-      "Abs",      "Add",       "And",       "Cast",
-      "CastLike", "Concat",    "Constant",  "ConstantOfShape",
-      "Div",      "Equal",     "Expand",    "Gather",
-      "Greater",  "Identity",  "Less",      "Max",
-      "Min",      "Mod",       "Mul",       "Neg",
-      "Not",      "Or",        "Range",     "Reshape",
-      "Shape",    "Size",      "Slice",     "Squeeze",
-      "Sub",      "Transpose", "Unsqueeze", "Where"};
+      "Abs",       "Add",      "And",      "Cast",
+      "CastLike",  "Concat",   "Constant", "ConstantOfShape",
+      "Div",       "Equal",    "Expand",   "Gather",
+      "Greater",   "Identity", "Less",     "Max",
+      "Min",       "Mod",      "Mul",      "Neg",
+      "Not",       "Or",       "Pow",      "Range",
+      "Reshape",   "Shape",    "Size",     "Slice",
+      "Squeeze",   "Sqrt",     "Sub",      "Transpose",
+      "Unsqueeze", "Where"};
   return ops;
 }
 

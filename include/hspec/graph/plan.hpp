@@ -24,6 +24,9 @@ struct PlanValue {
   int param_index = -1;      // index into Plan::params when this is a parameter
   int storage = -1;          // the value whose buffers this one shares (itself unless an alias)
   bool diff = false;         // depends on the parameters: has a tangent and an adjoint
+  // Data only: the ONNX value's axis 0 holds the samples times shape[0], samples major (an
+  // exporter's Reshape [N, H, ...] -> [N H, ...]); its ONNX axis a >= 1 is shape[a].
+  bool merged = false;
   int64_t numel() const { return shape_numel(shape); }
   bool batched() const { return cls == ValueClass::Data; }
 };
