@@ -298,5 +298,55 @@ TEST(GraphAttentionOps, GaussNewtonMatchesFiniteDifferenceJacobians) {
   EXPECT_LT(rel_err(G, ref), 1e-7);
 }
 
+// Heads as exporters write scaled_dot_product_attention: [N, H, T, d] reshaped to [N H, T, d]
+// (samples merged with the heads), a positive Softmax axis and a Transpose on the merged
+// value, reshaped back. Checked by finite differences and against the same attention
+// written on [N, H, T, d] (no merge), which must give the same loss, gradient and products.
+Graph heads_graph(bool merge) {
+  return sequence_model(3, 4, 51, [merge](Builder& b, const std::string& h) {
+    b.node("Reshape", {h, b.ints("hs", {0, 3, 2, 2})}, "h4");
+    b.node("Transpose", {"h4"}, "q4").attrs["perm"] = attr_is({0, 2, 1, 3});  // [N, 2, 3, 2]
+    std::string q = "q4";
+    if (merge) {
+      b.node("Reshape", {"q4", b.ints("merge", {-1, 3, 2})}, "q3");  // [N 2, 3, 2]
+      q = "q3";
+    }
+    b.node("Transpose", {q}, "kt").attrs["perm"] =
+        merge ? attr_is({0, 2, 1}) : attr_is({0, 1, 3, 2});
+    b.node("MatMul", {q, "kt"}, "s0");
+    b.node("Mul", {"s0", b.constant("scale", {}, {0.7})}, "s");
+    b.node("Softmax", {"s"}, "p").attrs["axis"] = attr_i(merge ? 2 : 3);
+    b.node("MatMul", {"p", q}, "a");
+    std::string a4 = "a";
+    if (merge) {
+      b.node("Reshape", {"a", b.ints("unmerge", {7, 2, 3, 2})}, "a4");
+      a4 = "a4";
+    }
+    b.node("Transpose", {a4}, "at").attrs["perm"] = attr_is({0, 2, 1, 3});
+    b.node("Reshape", {"at", b.ints("back", {0, 3, 4})}, "out");
+    return std::string("out");
+  });
+}
+
+TEST(GraphAttentionOps, SamplesMergedWithHeads) {
+  const Dataset ds = data(5, 12, Loss::CE, 3, 52);
+  const Graph merged = heads_graph(true), plain = heads_graph(false);
+  check_graph(merged, ds, Loss::CE);
+  GraphCurvatureOperator<double> a(merged, ds, gopt(Loss::CE)), c(plain, ds, gopt(Loss::CE));
+  EXPECT_NEAR(a.loss_value(), c.loss_value(), 1e-13);
+  EXPECT_LT(rel_err(a.gradient(), c.gradient()), 1e-12);
+  const auto v = gauss(a.dim(), 53, 0);
+  EXPECT_LT(rel_err(apply_block(a, v, 1), apply_block(c, v, 1)), 1e-12);
+  // An op that would need the merged axis split is refused by name.
+  Graph bad = merged;
+  GraphNode n;
+  n.op = "ReduceMean";
+  n.name = "mean_over_merged";
+  n.inputs = {"s"};
+  n.outputs = {"m"};
+  bad.nodes.insert(bad.nodes.begin() + 7, n);
+  EXPECT_THROW(make_plan(bad), InputError);
+}
+
 }  // namespace
 }  // namespace hspec
