@@ -135,10 +135,11 @@ TEST(GraphAnalyze, DeviceRulesWithoutAGpu) {
   o.device = "auto";
   const AnalyzeReport r = run_analyze_graph(o, g);
   EXPECT_EQ(r.backend, "cpu");
-  if (built_with_cuda())
+  if (built_with_cuda()) {
     EXPECT_EQ(r.device.rfind("cpu (CUDA unavailable: ", 0), 0u) << r.device;
-  else
+  } else {
     EXPECT_EQ(r.device, "cpu");
+  }
 }
 
 TEST(GraphAnalyze, GraphModelsAreRecognised) {

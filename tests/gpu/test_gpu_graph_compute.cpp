@@ -15,6 +15,7 @@
 
 #include "gpu_test_util.hpp"
 #include "hspec/backends/cuda/cuda_compute.hpp"
+#include "hspec/error.hpp"
 #include "hspec/graph/compute.hpp"
 #include "hspec/random.hpp"
 

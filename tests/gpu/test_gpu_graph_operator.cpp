@@ -131,7 +131,9 @@ void expect_backends_agree(const Graph& g, const Dataset& ds, Loss loss, Curvatu
   auto blocks = make_cuda_compute<T>(0);
   GraphCurvatureOperator<T> gpu(g, ds, o, make_cuda_compute<T>(0));
   EXPECT_EQ(gpu.where(), Where::Device);
-  if (chunk) EXPECT_FALSE(gpu.primal_cached());
+  if (chunk) {
+    EXPECT_FALSE(gpu.primal_cached());
+  }
   EXPECT_NEAR(gpu.loss_value(), cpu.loss_value(), rel * std::max(1.0, cpu.loss_value()));
   EXPECT_EQ(gpu.correct(), cpu.correct());
   EXPECT_LE(max_abs_diff(gpu.gradient(), cpu.gradient()),
