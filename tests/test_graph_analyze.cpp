@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
+#include "hspec/backends/cuda/cuda_compute.hpp"
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/safetensors.hpp"
@@ -129,6 +130,16 @@ TEST(GraphAnalyze, DeviceRulesWithoutAGpu) {
   } catch (const UsageError& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find(built_with_cuda() ? "no usable CUDA device (" : "built without CUDA"),
+              std::string::npos)
+        << what;
+  }
+  // The compute backend itself: a DeviceError naming the reason.
+  try {
+    make_cuda_compute<float>(0);
+    FAIL() << "a CUDA compute backend without a device";
+  } catch (const DeviceError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(built_with_cuda() ? "no usable CUDA device" : "built without CUDA"),
               std::string::npos)
         << what;
   }
