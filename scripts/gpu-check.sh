@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # On a GPU machine, in one call: build with CUDA, then the GPU tests (failing, not skipping,
-# without a device), cuda vs cpu end to end in fp64, the GPU benchmark (with the cuBLAS GEMM
-# rates of the same run), whole `analyze` runs on the benchmark workloads with their wall
-# times, compute-sanitizer (memcheck, racecheck, initcheck) on the GPU tests, and the whole
-# ctest suite. Each step runs under `timeout`, and no step starts once the time budget is
-# spent, so one hang cannot eat the device time; a summary with every figure ends the output.
+# without a device), cuda vs cpu end to end in fp64 (an MLP and a ResNet graph), the GPU
+# benchmarks (with the cuBLAS GEMM rates of the same run; the graph engine's product), whole
+# `analyze` runs on the benchmark workloads with their wall times, compute-sanitizer
+# (memcheck, racecheck, initcheck) on the GPU tests, and the whole ctest suite. Each step
+# runs under `timeout`, and no step starts once the time budget is spent, so one hang cannot
+# eat the device time; a summary with every figure ends the output.
 # Everything goes to ${OUT:-gpu-check-out}/ as well: gpu-check.txt (what it printed),
 # summary.txt, one log per step, bench_gpu.jsonl and the JSON reports.
 #
@@ -75,7 +76,7 @@ do_build() {
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DHSPEC_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" &&
     cmake --build "$B" -j"$(nproc)" --target hspec hspec_tests hspec_gpu_tests hspec_bench_gpu \
-      hspec_make_example hspec_report_diff
+      hspec_bench_graph hspec_make_example hspec_report_diff
 }
 
 # The runtime's probe (with its reason when it finds nothing): without a device nothing
@@ -131,7 +132,15 @@ do_e2e() {
 }
 
 do_bench() {
-  "$B/bench/hspec_bench_gpu" >"$OUT/bench_gpu.jsonl"
+  "$B/bench/hspec_bench_gpu" >"$OUT/bench_gpu.jsonl" || return 1
+  # The graph engine's product on the card: the small ResNet-style net of bench/bench_graph.cpp
+  # (1,024 28x28 inputs, blocks of 1 and 8 directions), fp32 and fp64.
+  local prec
+  for prec in fp32 fp64; do
+    "$B/bench/hspec_bench_graph" --device cuda --precision "$prec" --budget-mib 4096 --reps 9 ||
+      return 1
+  done >"$OUT/bench_graph_gpu.jsonl"
+  cat "$OUT/bench_graph_gpu.jsonl"
 }
 
 # Whole runs, wall time from the shell, files written once per workload.
@@ -252,6 +261,13 @@ done
             printf "target tf32 >= 4x fp32 product rate on %s: %.2fx %s\n", names[i], best[f] / best[t], verdict(best[f] / best[t] >= 4)
         }
       }' "$OUT/bench_gpu.jsonl"
+  fi
+  if [ -s "$OUT/bench_graph_gpu.jsonl" ]; then
+    awk -F'[:,{}"]+' '
+      function val(key,   i) { for (i = 1; i < NF; ++i) if ($i == key) return $(i + 1); return "" }
+      val("device") != "" {
+        printf "bench graph (resnet, %s samples) %s %s block %s: %s ms/product wall\n", val("samples"), val("device"), val("precision"), val("block"), val("wall_ms_per_product")
+      }' "$OUT/bench_graph_gpu.jsonl"
   fi
   if [ -f "$OUT/analyze.log" ]; then
     awk '$1 == "WALL" && $2 == "mlp_wide" && $3 == "fp32" {
