@@ -1,8 +1,9 @@
 // Every primitive of the graph engine's compute seam on CUDA against the CPU backend (the
-// plain reference loops of host/backends/cpu/), fp32 and fp64, seeded inputs: one test walks
-// a table of cases covering every Compute<T> member, with padding, strides, dilation, groups,
-// broadcasting, overlapping pooling windows with ties, accumulation, and each loss. Copies and
-// index results must match exactly; arithmetic to a few ulps of the precision.
+// plain reference loops of host/backends/cpu/), fp32 and fp64, seeded inputs, the same call
+// made on both through one harness (Harness::run). Four typed tests cover every Compute<T>
+// member between them, with padding, strides, dilation, groups, broadcasting, overlapping
+// pooling windows with ties, accumulation and each loss; a new primitive gets its case here.
+// Copies and index results must match exactly; arithmetic to a few ulps of the precision.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
