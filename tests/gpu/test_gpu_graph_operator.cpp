@@ -254,6 +254,7 @@ TEST(CudaGraphAnalyze, CudaRunsMatchCpuRuns) {
   lo.tol = 1e-4;
   expect_same_values(run_analyze_graph(lo, g), cpu, 1e-3);
   lo.precision = "tf32";
+  lo.tol = 1e-2;  // TF32 products carry ~1e-3 relative error: a tighter tol cannot be met
   expect_same_values(run_analyze_graph(lo, g), cpu, 3e-2);
 }
 
