@@ -1,5 +1,5 @@
-// `hspec analyze` for graph models (ONNX): the graph operator on the CPU backend under the
-// same solver, estimators, exact mode, verdict and report as the MLP path.
+// `hspec analyze` for graph models (ONNX): the graph operator on the CPU or the CUDA compute
+// backend under the same solver, estimators, exact mode, verdict and report as the MLP path.
 #pragma once
 #include <string>
 
