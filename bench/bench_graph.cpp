@@ -3,14 +3,20 @@
 // seeded 28x28 inputs. Prints the loss, the median ms per product for blocks of 1 and 8
 // directions, and with --dump PATH writes weights, data, directions and the products to a
 // safetensors file, so bench/graph_vs_torch.py can check and time PyTorch on the same.
+// --device cuda runs the op rules on the CUDA compute backend with the blocks on the card
+// (scripts/gpu-check.sh's bench step); a product returns after its finiteness check has
+// synchronised the card, so the wall times are whole products.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "hspec/backends/cuda/cuda_compute.hpp"
 #include "hspec/formats/safetensors.hpp"
 #include "hspec/graph/graph_operator.hpp"
 #include "hspec/random.hpp"
@@ -87,24 +93,37 @@ Graph resnet(int64_t width) {
 }
 
 template <class T>
-void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, uint64_t budget) {
+void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, uint64_t budget,
+         bool cuda) {
   GraphOperatorOptions o;
   o.loss = Loss::CE;
   o.max_block = 8;
   o.memory_budget = budget;
   const auto t0 = Clock::now();
-  GraphCurvatureOperator<T> op(g, ds, o);
+  GraphCurvatureOperator<T> op(g, ds, o, cuda ? make_cuda_compute<T>(0) : nullptr);
   const double setup = std::chrono::duration<double>(Clock::now() - t0).count();
   const int64_t P = op.dim();
   std::vector<T> x(size_t(P * 8)), y(size_t(P * 8));
   for (int64_t i = 0; i < P * 8; ++i) x[size_t(i)] = T(rng::gaussian(9, 1, i));
+  // The blocks where the operator reads and writes them: host vectors, or device copies.
+  std::unique_ptr<Compute<T>> blocks = cuda ? make_cuda_compute<T>(0) : nullptr;
+  Buffer<T> dx, dy;
+  T* xp = x.data();
+  T* yp = y.data();
+  if (blocks) {
+    dx = blocks->template alloc<T>(P * 8);
+    dy = blocks->template alloc<T>(P * 8);
+    blocks->upload(x.data(), dx.data(), P * 8);
+    xp = dx.data();
+    yp = dy.data();
+  }
   for (int64_t k : {1, 8}) {
-    op.apply(BlockView<const T>(x.data(), P, k), BlockView<T>(y.data(), P, k));  // warm-up
+    op.apply(BlockView<const T>(xp, P, k), BlockView<T>(yp, P, k));  // warm-up
     std::vector<double> ms, cpu;
     for (int r = 0; r < reps; ++r) {
       const auto t1 = Clock::now();
       const std::clock_t c1 = std::clock();
-      op.apply(BlockView<const T>(x.data(), P, k), BlockView<T>(y.data(), P, k));
+      op.apply(BlockView<const T>(xp, P, k), BlockView<T>(yp, P, k));
       cpu.push_back(1e3 * double(std::clock() - c1) / CLOCKS_PER_SEC);
       ms.push_back(1e3 * std::chrono::duration<double>(Clock::now() - t1).count());
     }
@@ -112,16 +131,18 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, u
     std::sort(cpu.begin(), cpu.end());
     // Wall time is disturbed by other processes on a shared machine; process CPU time less.
     std::printf(
-        "{\"precision\": \"%s\", \"params\": %lld, \"samples\": %lld, \"block\": %lld, "
+        "{\"device\": \"%s\", \"precision\": \"%s\", \"params\": %lld, \"samples\": %lld, "
+        "\"block\": %lld, "
         "\"wall_ms_per_product\": %.2f, \"cpu_ms_per_product\": %.2f, \"setup_s\": %.3f, "
         "\"loss\": %.10g, \"chunk\": %lld, \"primal_cached\": %s}\n",
-        sizeof(T) == 4 ? "fp32" : "fp64", (long long)P, (long long)ds.n, (long long)k,
-        ms[ms.size() / 2] / double(k), cpu[cpu.size() / 2] / double(k), setup, op.loss_value(),
-        (long long)op.chunk_size(), op.primal_cached() ? "true" : "false");
+        cuda ? "cuda" : "cpu", sizeof(T) == 4 ? "fp32" : "fp64", (long long)P, (long long)ds.n,
+        (long long)k, ms[ms.size() / 2] / double(k), cpu[cpu.size() / 2] / double(k), setup,
+        op.loss_value(), (long long)op.chunk_size(), op.primal_cached() ? "true" : "false");
     std::fflush(stdout);
   }
   if (dump.empty()) return;
-  op.apply(BlockView<const T>(x.data(), P, 8), BlockView<T>(y.data(), P, 8));
+  op.apply(BlockView<const T>(xp, P, 8), BlockView<T>(yp, P, 8));
+  if (blocks) blocks->download(yp, y.data(), P * 8);
   std::vector<TensorData> t;
   for (const auto& [name, tensor] : g.initializers)
     t.push_back(make_tensor(name, tensor.shape, tensor.values));
@@ -138,7 +159,7 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, u
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dump, precision = "fp32";
+  std::string dump, precision = "fp32", device = "cpu";
   int64_t samples = 1024, width = 16;
   int reps = 5;
   uint64_t budget = 2ull << 30;  // the operator's default; --budget-mib to change
@@ -156,6 +177,12 @@ int main(int argc, char** argv) {
       budget = std::stoull(v) << 20;
     else if (a == "--reps")
       reps = std::stoi(v);
+    else if (a == "--device")
+      device = v;
+  }
+  if (device != "cpu" && device != "cuda") {
+    std::fprintf(stderr, "hspec_bench_graph: --device cpu|cuda\n");
+    return 2;
   }
   const Graph g = resnet(width);
   Dataset ds;
@@ -164,9 +191,14 @@ int main(int argc, char** argv) {
   ds.source = "bench";
   for (int64_t i = 0; i < samples * ds.d; ++i) ds.inputs.push_back(float(rng::uniform(11, 0, i)));
   for (int64_t i = 0; i < samples; ++i) ds.labels.push_back(int64_t(rng::bits(11, 1, i) % 10));
-  if (precision == "fp64")
-    run<double>(g, ds, reps, dump, budget);
-  else
-    run<float>(g, ds, reps, dump, budget);
+  try {
+    if (precision == "fp64")
+      run<double>(g, ds, reps, dump, budget, device == "cuda");
+    else
+      run<float>(g, ds, reps, dump, budget, device == "cuda");
+  } catch (const std::exception& e) {  // e.g. no usable CUDA device
+    std::fprintf(stderr, "hspec_bench_graph: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }

@@ -108,7 +108,7 @@ template <class T>
 CudaCurvatureOperator<T>::CudaCurvatureOperator(const Model& model, const Dataset& data,
                                                 const CudaOperatorOptions& opt)
     : model_(model), opt_(opt.base), device_(opt.device) {
-  check_data_fits(model, data, opt_.loss);
+  // The data were checked against the model on the host (make_cuda_operator).
   if (opt_.max_block < 1) throw UsageError("block size must be at least 1");
   cuda::require_device(device_);
   cuda::DeviceGuard guard(device_);
@@ -124,7 +124,8 @@ template <class T>
 void CudaCurvatureOperator<T>::setup(const Dataset& data, const CudaOperatorOptions& opt) {
   const Model& model = model_;
   hessian_ = opt_.curvature == Curvature::Hessian;
-  num_params_ = model.num_params();
+  num_params_ = 0;
+  for (const Layer& ly : model.layers) num_params_ += ly.num_params();
   n_ = data.n;
   const size_t L = model.layers.size();
   const int64_t out = model.output_dim();
@@ -397,14 +398,14 @@ void CudaCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Blo
 }  // namespace
 
 template <class T>
-std::unique_ptr<CudaCurvature<T>> make_cuda_operator(const Model& model, const Dataset& data,
-                                                     const CudaOperatorOptions& opt) {
+std::unique_ptr<CudaCurvature<T>> detail::make_checked_cuda_operator(
+    const Model& model, const Dataset& data, const CudaOperatorOptions& opt) {
   return std::make_unique<CudaCurvatureOperator<T>>(model, data, opt);
 }
 
-template std::unique_ptr<CudaCurvature<float>> make_cuda_operator<float>(
+template std::unique_ptr<CudaCurvature<float>> detail::make_checked_cuda_operator<float>(
     const Model&, const Dataset&, const CudaOperatorOptions&);
-template std::unique_ptr<CudaCurvature<double>> make_cuda_operator<double>(
+template std::unique_ptr<CudaCurvature<double>> detail::make_checked_cuda_operator<double>(
     const Model&, const Dataset&, const CudaOperatorOptions&);
 
 }  // namespace hspec

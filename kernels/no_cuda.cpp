@@ -19,13 +19,14 @@ std::string cuda_probe_reason() {
 }  // namespace hspec
 
 #include "hspec/backends/cuda/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_compute.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec {
 
 template <class T>
-std::unique_ptr<CudaCurvature<T>> make_cuda_operator(const Model&, const Dataset&,
-                                                     const CudaOperatorOptions&) {
+std::unique_ptr<CudaCurvature<T>> detail::make_checked_cuda_operator(const Model&, const Dataset&,
+                                                                     const CudaOperatorOptions&) {
   throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
 }
 
@@ -34,9 +35,9 @@ std::unique_ptr<VectorSpace<T>> make_cuda_space(int) {
   throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
 }
 
-template std::unique_ptr<CudaCurvature<float>> make_cuda_operator<float>(
+template std::unique_ptr<CudaCurvature<float>> detail::make_checked_cuda_operator<float>(
     const Model&, const Dataset&, const CudaOperatorOptions&);
-template std::unique_ptr<CudaCurvature<double>> make_cuda_operator<double>(
+template std::unique_ptr<CudaCurvature<double>> detail::make_checked_cuda_operator<double>(
     const Model&, const Dataset&, const CudaOperatorOptions&);
 template std::unique_ptr<VectorSpace<float>> make_cuda_space<float>(int);
 template std::unique_ptr<VectorSpace<double>> make_cuda_space<double>(int);
@@ -56,5 +57,18 @@ uint64_t cuda_free_memory(int) {
 void cuda_symmetric_eigensolve(int, int64_t, double*, int64_t, double*) {
   throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
 }
+
+}  // namespace hspec
+
+namespace hspec {
+
+template <class T>
+std::unique_ptr<Compute<T>> make_cuda_compute(int, bool) {
+  throw DeviceError(
+      "the graph engine's CUDA backend is not in this build: hspec was built without CUDA "
+      "(rebuild with -DHSPEC_CUDA=ON)");
+}
+template std::unique_ptr<Compute<float>> make_cuda_compute<float>(int, bool);
+template std::unique_ptr<Compute<double>> make_cuda_compute<double>(int, bool);
 
 }  // namespace hspec

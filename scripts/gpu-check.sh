@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # On a GPU machine, in one call: build with CUDA, then the GPU tests (failing, not skipping,
-# without a device), cuda vs cpu end to end in fp64, the GPU benchmark (with the cuBLAS GEMM
-# rates of the same run), whole `analyze` runs on the benchmark workloads with their wall
-# times, compute-sanitizer (memcheck, racecheck, initcheck) on the GPU tests, and the whole
-# ctest suite. Each step runs under `timeout`, and no step starts once the time budget is
-# spent, so one hang cannot eat the device time; a summary with every figure ends the output.
+# without a device), cuda vs cpu end to end in fp64 (an MLP and a ResNet graph), the GPU
+# benchmarks (with the cuBLAS GEMM rates of the same run; the graph engine's product), whole
+# `analyze` runs on the benchmark workloads with their wall times, compute-sanitizer
+# (memcheck, racecheck, initcheck) on the GPU tests, and the whole ctest suite. Each step
+# runs under `timeout`, and no step starts once the time budget is spent, so one hang cannot
+# eat the device time; a summary with every figure ends the output.
 # Everything goes to ${OUT:-gpu-check-out}/ as well: gpu-check.txt (what it printed),
 # summary.txt, one log per step, bench_gpu.jsonl and the JSON reports.
 #
@@ -75,7 +76,7 @@ do_build() {
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DHSPEC_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" &&
     cmake --build "$B" -j"$(nproc)" --target hspec hspec_tests hspec_gpu_tests hspec_bench_gpu \
-      hspec_make_example hspec_report_diff
+      hspec_bench_graph hspec_make_example hspec_report_diff
 }
 
 # The runtime's probe (with its reason when it finds nothing): without a device nothing
@@ -108,11 +109,38 @@ do_e2e() {
     "$B/bench/hspec_report_diff" "$d/block$block-cpu.json" "$d/block$block-cuda.json" 1e-10 ||
       rc=1
   done
+  # A graph model through the graph engine on both backends: the ResNet fixture (conv, batch
+  # norm, projection shortcut, pooling), fp64, batched products. Reading ONNX needs
+  # libonnx-dev at build time, which the GPU machine may lack: a build without it says so
+  # here and in the summary (the GPU tests still run graphs built in code on the card).
+  local fx=tests/fixtures/onnx
+  for dev in cpu cuda; do
+    "$B/hspec" analyze --model "$fx/resnet_dynamo.onnx" --data "$fx/resnet_data.safetensors" \
+      --precision fp64 --block 4 --top 3 --bottom 1 --tol 1e-12 --device "$dev" \
+      --json "$d/resnet-$dev.json" 2>"$d/resnet-$dev.err"
+    local r=$?
+    cat "$d/resnet-$dev.err"
+    if grep -q "without ONNX support" "$d/resnet-$dev.err"; then
+      echo "graph e2e: NOT RUN (this hspec was built without ONNX support)"
+      return $rc
+    fi
+    ((r == 0)) || rc=1
+  done
+  echo "graph (resnet fixture) fp64 block 4, cpu vs cuda:"
+  "$B/bench/hspec_report_diff" "$d/resnet-cpu.json" "$d/resnet-cuda.json" 1e-10 || rc=1
   return $rc
 }
 
 do_bench() {
-  "$B/bench/hspec_bench_gpu" >"$OUT/bench_gpu.jsonl"
+  "$B/bench/hspec_bench_gpu" >"$OUT/bench_gpu.jsonl" || return 1
+  # The graph engine's product on the card: the small ResNet-style net of bench/bench_graph.cpp
+  # (1,024 28x28 inputs, blocks of 1 and 8 directions), fp32 and fp64.
+  local prec
+  for prec in fp32 fp64; do
+    "$B/bench/hspec_bench_graph" --device cuda --precision "$prec" --budget-mib 4096 --reps 9 ||
+      return 1
+  done >"$OUT/bench_graph_gpu.jsonl"
+  cat "$OUT/bench_graph_gpu.jsonl"
 }
 
 # Whole runs, wall time from the shell, files written once per workload.
@@ -150,10 +178,11 @@ do_sanitize() {
   }
   local full='AllModels/CudaVsCpu.*/ce_tanh_hessian:AllModels/CudaVsCpu.*/bce_gelu_ggn'
   full="$full:AllModels/CudaVsCpu.*/mse_relu_hessian:CudaHvp.*:CudaSpaceTest/*.*"
-  full="$full:CudaRowSums.*:CudaDeviceGuard.*"
-  # racecheck looks at shared memory, where only the row sums (and cuBLAS) work; it is the
-  # slowest tool, so it gets the row sums and one product test.
-  local short='CudaRowSums.*:AllModels/CudaVsCpu.Float32/ce_tanh_hessian'
+  full="$full:CudaRowSums.*:CudaDeviceGuard.*:CudaGraphCompute/*.*"
+  full="$full:CudaGraphOperator.BuiltGraphsMatchTheCpuBackend"
+  # racecheck looks at shared memory, where only the row sums, the graph reductions (and
+  # cuBLAS) work; it is the slowest tool, so it gets those and one product test.
+  local short='CudaRowSums.*:AllModels/CudaVsCpu.Float32/ce_tanh_hessian:CudaGraphCompute/1.*'
   for tool in memcheck racecheck initcheck; do
     echo "--- $tool"
     filter=$full
@@ -203,7 +232,7 @@ done
   echo "=== summary ($SECONDS s in all)"
   [ -f "$OUT/gpu-tests.log" ] && grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$OUT/gpu-tests.log" | sed 's/^/gpu tests: /'
   [ -f "$OUT/ctest.log" ] && grep -E "tests passed|tests failed|Total Test time" "$OUT/ctest.log" | sed 's/^/ctest: /'
-  [ -f "$OUT/e2e.log" ] && grep -E "^max " "$OUT/e2e.log" | sed 's/^/cuda vs cpu fp64: /'
+  [ -f "$OUT/e2e.log" ] && grep -E "^max |^graph " "$OUT/e2e.log" | sed 's/^/cuda vs cpu fp64: /'
   [ -f "$OUT/analyze.log" ] && grep -E "^WALL |^max " "$OUT/analyze.log" | sed 's/^/analyze: /'
   if [ -s "$OUT/bench_gpu.jsonl" ]; then
     # One line per product timing, then the targets (awk: no jq or python there).
@@ -232,6 +261,13 @@ done
             printf "target tf32 >= 4x fp32 product rate on %s: %.2fx %s\n", names[i], best[f] / best[t], verdict(best[f] / best[t] >= 4)
         }
       }' "$OUT/bench_gpu.jsonl"
+  fi
+  if [ -s "$OUT/bench_graph_gpu.jsonl" ]; then
+    awk -F'[:,{}"]+' '
+      function val(key,   i) { for (i = 1; i < NF; ++i) if ($i == key) return $(i + 1); return "" }
+      val("device") != "" {
+        printf "bench graph (resnet, %s samples) %s %s block %s: %s ms/product wall\n", val("samples"), val("device"), val("precision"), val("block"), val("wall_ms_per_product")
+      }' "$OUT/bench_graph_gpu.jsonl"
   fi
   if [ -f "$OUT/analyze.log" ]; then
     awk '$1 == "WALL" && $2 == "mlp_wide" && $3 == "fp32" {

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
+#include "hspec/backends/cuda/cuda_compute.hpp"
+#include "hspec/device.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/safetensors.hpp"
 #include "hspec/graph/analyze_graph.hpp"
@@ -99,19 +101,56 @@ TEST(GraphAnalyze, OptionRulesForGraphModels) {
   const GraphFiles f;
   const Graph g = graph_from_mlp(load_model(f.model));
   AnalyzeOptions o = options(f);
-  o.device = "cuda:0";
-  try {
-    run_analyze_graph(o, g);
-    FAIL() << "--device cuda accepted";
-  } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("CPU backend only"), std::string::npos) << e.what();
-  }
+  o.device = "gpu";
+  EXPECT_THROW(run_analyze_graph(o, g), UsageError);
+  o = options(f);
+  o.device = "cpu";
+  o.precision = "tf32";  // a tensor-core format: CUDA only
+  EXPECT_THROW(run_analyze_graph(o, g), UsageError);
   o = options(f);
   o.activation = "relu";
   EXPECT_THROW(run_analyze_graph(o, g), UsageError);
   o = options(f);
   o.max_memory = 4096;
   EXPECT_THROW(run_analyze_graph(o, g), UsageError);
+}
+
+// Without a usable device, graph models get the MLP path's device rules: --device cuda is a
+// usage error carrying the runtime's reason, --device auto runs on the CPU and says why.
+// (With a device, tests/gpu/test_gpu_graph_operator.cpp runs them on it.)
+TEST(GraphAnalyze, DeviceRulesWithoutAGpu) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present (tests/gpu covers it)";
+  const GraphFiles f;
+  const Graph g = graph_from_mlp(load_model(f.model));
+  AnalyzeOptions o = options(f);
+  o.device = "cuda:0";
+  try {
+    run_analyze_graph(o, g);
+    FAIL() << "--device cuda accepted without a device";
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(built_with_cuda() ? "no usable CUDA device (" : "built without CUDA"),
+              std::string::npos)
+        << what;
+  }
+  // The compute backend itself: a DeviceError naming the reason.
+  try {
+    make_cuda_compute<float>(0);
+    FAIL() << "a CUDA compute backend without a device";
+  } catch (const DeviceError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(built_with_cuda() ? "no usable CUDA device" : "built without CUDA"),
+              std::string::npos)
+        << what;
+  }
+  o.device = "auto";
+  const AnalyzeReport r = run_analyze_graph(o, g);
+  EXPECT_EQ(r.backend, "cpu");
+  if (built_with_cuda()) {
+    EXPECT_EQ(r.device.rfind("cpu (CUDA unavailable: ", 0), 0u) << r.device;
+  } else {
+    EXPECT_EQ(r.device, "cpu");
+  }
 }
 
 TEST(GraphAnalyze, GraphModelsAreRecognised) {

@@ -22,14 +22,8 @@
 #include "hspec/solvers/exact.hpp"
 
 namespace hspec {
-namespace {
 
-struct DeviceChoice {
-  bool cuda = false;
-  int index = 0;
-  std::string fallback;  // --device auto in a CUDA build that found no device: why
-};
-
+// Shared with the graph path (host/graph/analyze_graph.cpp).
 DeviceChoice choose_device(const std::string& d) {
   if (d == "cpu") return {};
   if (d == "auto") {
@@ -56,6 +50,15 @@ DeviceChoice choose_device(const std::string& d) {
   }
   throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
 }
+
+SymmetricEigensolver cuda_eigensolver(int device) {
+  return {"cuSOLVER syevd on cuda:" + std::to_string(device),
+          [device](int64_t n, double* a, int64_t lda, double* w) {
+            cuda_symmetric_eigensolve(device, n, a, lda, w);
+          }};
+}
+
+namespace {
 
 Loss infer_loss(const AnalyzeOptions& opt, const Model& m, const Dataset& ds) {
   if (!opt.loss.empty()) return parse_loss(opt.loss);
@@ -145,12 +148,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     rep.loss_value = op->loss_value();
     rep.grad_norm = op->grad_norm();
     // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
-    const int device = dev.index;
-    const SymmetricEigensolver eig{"cuSOLVER syevd on cuda:" + std::to_string(device),
-                                   [device](int64_t n, double* a, int64_t lda, double* w) {
-                                     cuda_symmetric_eigensolve(device, n, a, lda, w);
-                                   }};
-    run_solver<T>(*op, *space, opt, lo, eig, rep);
+    run_solver<T>(*op, *space, opt, lo, cuda_eigensolver(dev.index), rep);
     run_estimators<T>(*op, *space, opt, rep);
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
@@ -199,15 +197,16 @@ uint64_t analyze_memory_budget(const AnalyzeOptions& opt) {
 }
 template <class T>
 void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
-                        const LanczosOptions& lo, AnalyzeReport& rep) {
-  run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
+                        const LanczosOptions& lo, const SymmetricEigensolver& eig,
+                        AnalyzeReport& rep) {
+  run_solver<T>(op, space, opt, lo, eig, rep);
 }
 template void run_analyze_solver<float>(CurvatureOperator<float>&, VectorSpace<float>&,
                                         const AnalyzeOptions&, const LanczosOptions&,
-                                        AnalyzeReport&);
+                                        const SymmetricEigensolver&, AnalyzeReport&);
 template void run_analyze_solver<double>(CurvatureOperator<double>&, VectorSpace<double>&,
                                          const AnalyzeOptions&, const LanczosOptions&,
-                                         AnalyzeReport&);
+                                         const SymmetricEigensolver&, AnalyzeReport&);
 
 uint64_t parse_bytes(const std::string& s) {
   size_t used = 0;

@@ -1,6 +1,7 @@
-// run_analyze for graph models: option checks that differ from the MLP path (device,
-// activation), data and loss against the graph's output, the memory check of a graph run,
-// and the GraphCurvatureOperator on the CPU backend under the shared solver and estimators.
+// run_analyze for graph models: option checks that differ from the MLP path (activation),
+// data and loss against the graph's output, the memory check of a graph run (host RAM, or
+// the card's free memory with --device cuda), and the GraphCurvatureOperator on the CPU or
+// the CUDA compute backend under the shared solver and estimators.
 #include "hspec/graph/analyze_graph.hpp"
 
 #include <algorithm>
@@ -14,6 +15,9 @@
 #include "hspec/analysis/memory_plan.hpp"
 #include "hspec/analysis/progress.hpp"
 #include "hspec/backends/cpu/cpu_space.hpp"
+#include "hspec/backends/cuda/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_compute.hpp"
+#include "hspec/device.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/graph/graph_operator.hpp"
@@ -25,11 +29,12 @@ namespace {
 // The graph counterpart of the MLP run's memory plan: the solver's basis (or the trace and
 // density storage that takes its place), the operator's copies of the data, parameters and
 // gradient, and one sample's worth of its buffers must fit the budget; what is left goes to
-// the operator's chunks.
+// the operator's chunks. With --device cuda all of it lives on the card, so the budget is
+// the card's free memory (and --max-memory when smaller), as for the MLP path.
 template <class T>
 uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Plan& plan,
-                          const Dataset& ds, int64_t max_block) {
-  RunMemoryNeed need = lanczos_basis_need(lo, plan.num_params, sizeof(T), max_block, false);
+                          const Dataset& ds, int64_t max_block, const DeviceChoice& dev) {
+  RunMemoryNeed need = lanczos_basis_need(lo, plan.num_params, sizeof(T), max_block, dev.cuda);
   need.after = estimator_bytes(opt, plan.num_params, sizeof(T));
   const double n = double(plan.num_params), t = sizeof(T);
   const GraphMemory gm = graph_memory(plan, max_block, sizeof(T),
@@ -41,12 +46,15 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
   MemoryLimits limits;
   limits.max_memory = opt.max_memory;
   limits.host_default = default_host_budget();
+  limits.on_device = dev.cuda;
+  limits.device = dev.index;
+  if (dev.cuda) limits.device_free = cuda_free_memory(dev.index);
   return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }
 
 template <class T>
 void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan, const Dataset& ds,
-                 Loss loss, AnalyzeReport& rep) {
+                 Loss loss, const DeviceChoice& dev, AnalyzeReport& rep) {
   const LanczosOptions lo = analyze_lanczos_options(opt);
   GraphOperatorOptions go;
   go.curvature = parse_curvature(opt.curvature);
@@ -57,17 +65,30 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
   if (opt.exact) {
     if (opt.max_memory > 0) go.memory_budget = opt.max_memory / 2;
   } else {
-    go.memory_budget = graph_fit_memory<T>(opt, lo, plan, ds, go.max_block);
+    go.memory_budget = graph_fit_memory<T>(opt, lo, plan, ds, go.max_block, dev);
   }
   report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
+  if (dev.cuda) {
+    // The op rules run on the card; the solver's basis lives there too.
+    GraphCurvatureOperator<T> op(graph, ds, go,
+                                 make_cuda_compute<T>(dev.index, opt.precision == "tf32"));
+    auto space = make_cuda_space<T>(dev.index);
+    rep.loss_value = op.loss_value();
+    rep.grad_norm = op.grad_norm();
+    run_analyze_solver<T>(op, *space, opt, lo, cuda_eigensolver(dev.index), rep);
+    run_estimators<T>(op, *space, opt, rep);
+    rep.backend = "cuda";
+    rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
+    return;
+  }
   GraphCurvatureOperator<T> op(graph, ds, go);
   CpuSpace<T> space;
   rep.loss_value = op.loss_value();
   rep.grad_norm = op.grad_norm();
-  run_analyze_solver<T>(op, space, opt, lo, rep);
+  run_analyze_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
   run_estimators<T>(op, space, opt, rep);
   rep.backend = "cpu";
-  rep.device = "cpu";
+  rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
 }
 
 }  // namespace
@@ -88,12 +109,8 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
                                 double load_seconds) {
   const auto t0 = std::chrono::steady_clock::now();
   check_analyze_options(opt);
-  if (opt.device == "cuda" || opt.device.rfind("cuda:", 0) == 0)
-    throw UsageError("--device " + opt.device +
-                     ": the graph engine runs on the CPU backend only so far (use --device cpu)");
-  if (opt.device != "auto" && opt.device != "cpu")
-    throw UsageError("--device: bad device '" + opt.device + "' (auto, cpu, cuda, cuda:N)");
-  if (opt.precision == "tf32")
+  const DeviceChoice dev = choose_device(opt.device);
+  if (opt.precision == "tf32" && !dev.cuda)
     throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
   if (!opt.activation.empty())
     throw UsageError("--activation applies to MLP checkpoints only; " + graph.source +
@@ -126,13 +143,14 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
   report_run_settings(opt, loss, rep);
   try {
     if (opt.precision == "fp64")
-      solve_graph<double>(opt, graph, plan, ds, loss, rep);
-    else
-      solve_graph<float>(opt, graph, plan, ds, loss, rep);
+      solve_graph<double>(opt, graph, plan, ds, loss, dev, rep);
+    else  // fp32, and tf32 (fp32 numbers, TF32 GEMMs on the card)
+      solve_graph<float>(opt, graph, plan, ds, loss, dev, rep);
   } catch (const NumericalError& e) {
     throw NumericalError(std::string(e.what()) +
-                         (opt.precision == "fp64" ? " (overflow in fp64: check the model's scale)"
-                                                  : " (overflow in fp32? try --precision fp64)"));
+                         (opt.precision == "fp64"
+                              ? " (overflow in fp64: check the model's scale)"
+                              : " (overflow in " + opt.precision + "? try --precision fp64)"));
   }
   rep.verdict = verdict_of(rep, opt.lr);
   rep.seconds =

@@ -9,82 +9,10 @@
 
 #include "hspec/backends/cpu/blas.hpp"
 #include "hspec/error.hpp"
+#include "hspec/graph/compute_math.hpp"
 
 namespace hspec {
 namespace {
-
-// phi(x), phi'(x), phi''(x) of the named elementwise functions.
-template <class T>
-void derivatives(UnaryKind f, T x, T* v) {
-  switch (f) {
-    case UnaryKind::Relu:  // derivative 0 at 0, as PyTorch
-      v[0] = x > T(0) ? x : T(0);
-      v[1] = x > T(0) ? T(1) : T(0);
-      v[2] = T(0);
-      return;
-    case UnaryKind::Tanh: {
-      const T t = std::tanh(x);
-      v[0] = t;
-      v[1] = T(1) - t * t;
-      v[2] = T(-2) * t * v[1];
-      return;
-    }
-    case UnaryKind::Sigmoid: {
-      const T s = x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-      v[0] = s;
-      v[1] = s * (T(1) - s);
-      v[2] = v[1] * (T(1) - T(2) * s);
-      return;
-    }
-    case UnaryKind::Erf: {
-      const T d = T(1.12837916709551257390) * std::exp(-x * x);  // 2/sqrt(pi) e^{-x^2}
-      v[0] = std::erf(x);
-      v[1] = d;
-      v[2] = T(-2) * x * d;
-      return;
-    }
-    case UnaryKind::GeluErf: {
-      const T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
-      const T pdf = T(0.39894228040143267794) * std::exp(T(-0.5) * x * x);
-      v[0] = x * cdf;
-      v[1] = cdf + x * pdf;
-      v[2] = pdf * (T(2) - x * x);
-      return;
-    }
-    case UnaryKind::GeluTanh: {
-      // 0.5 x (1 + tanh(u)), u = c (x + 0.044715 x^3).
-      const T c = T(0.79788456080286535588), a = T(0.044715);
-      const T u = c * (x + a * x * x * x), du = c * (T(1) + T(3) * a * x * x),
-              ddu = c * T(6) * a * x;
-      const T t = std::tanh(u), s = T(1) - t * t;
-      v[0] = T(0.5) * x * (T(1) + t);
-      v[1] = T(0.5) * (T(1) + t) + T(0.5) * x * s * du;
-      v[2] = s * du - x * t * s * du * du + T(0.5) * x * s * ddu;
-      return;
-    }
-    case UnaryKind::Sqrt: {  // undefined below 0 (NaN, caught by the finiteness checks)
-      const T r = std::sqrt(x);
-      v[0] = r;
-      v[1] = T(0.5) / r;
-      v[2] = T(-0.25) / (r * x);
-      return;
-    }
-    case UnaryKind::Rsqrt: {
-      const T r = T(1) / std::sqrt(x);
-      v[0] = r;
-      v[1] = T(-0.5) * r / x;
-      v[2] = T(0.75) * r / (x * x);
-      return;
-    }
-    case UnaryKind::Reciprocal: {
-      const T r = T(1) / x;
-      v[0] = r;
-      v[1] = -r * r;
-      v[2] = T(2) * r * r * r;
-      return;
-    }
-  }
-}
 
 // Row-major strides of s, with 0 where the axis is broadcast against `full`.
 Shape broadcast_strides(const Shape& s, const Shape& full) {
@@ -244,7 +172,7 @@ template <class T>
 void CpuCompute<T>::unary(UnaryKind f, const T* x, T* y, int64_t n) {
   T v[3] = {T(0), T(0), T(0)};
   for (int64_t i = 0; i < n; ++i) {
-    derivatives(f, x[i], v);
+    unary_values(f, x[i], v);
     y[i] = v[0];
   }
 }
@@ -259,7 +187,7 @@ void CpuCompute<T>::unary_derivative(UnaryKind f, int order, const T* x, const T
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int64_t m = std::min(kBlock, n - i0);
     for (int64_t i = 0; i < m; ++i) {
-      derivatives(f, x[i0 + i], v);
+      unary_values(f, x[i0 + i], v);
       d[i] = v[order] * (s ? s[i0 + i] : T(1));
     }
     for (int64_t j = 0; j < reps; ++j) {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu_compute.hpp"
+#include "hspec/graph/compute_math.hpp"
 
 namespace hspec {
 
@@ -140,35 +141,13 @@ void CpuCompute<T>::maxpool_scatter(const T* gy, T* gx, const int64_t* argmax, c
     }
 }
 
-namespace {
-// The cells of output (oh, ow)'s window inside the input, and ONNX's divisor.
-struct WindowRange {
-  int64_t h0, h1, w0, w1, divisor;
-};
-WindowRange window_range(const WindowGeom& g, int64_t oh, int64_t ow, bool include_pad) {
-  const int64_t hs = oh * g.sh - g.pad_top, ws = ow * g.sw - g.pad_left;
-  const int64_t he = hs + g.kh, we = ws + g.kw;
-  WindowRange r{std::max<int64_t>(hs, 0), std::min(he, g.height), std::max<int64_t>(ws, 0),
-                std::min(we, g.width), 0};
-  if (include_pad) {
-    // Padding cells count; cells beyond the padded extent do not.
-    const int64_t ph = std::min(he, g.height + g.pad_bottom) - hs;
-    const int64_t pw = std::min(we, g.width + g.pad_right) - ws;
-    r.divisor = ph * pw;
-  } else {
-    r.divisor = std::max<int64_t>(0, r.h1 - r.h0) * std::max<int64_t>(0, r.w1 - r.w0);
-  }
-  return r;
-}
-}  // namespace
-
 template <class T>
 void CpuCompute<T>::avgpool(const T* x, T* y, const WindowGeom& g, bool include_pad, int64_t batch,
                             bool accumulate) {
   const int64_t planes = batch * g.channels, IP = g.in_plane(), OP = g.out_plane();
   for (int64_t oh = 0; oh < g.out_h; ++oh)
     for (int64_t ow = 0; ow < g.out_w; ++ow) {
-      const WindowRange r = window_range(g, oh, ow, include_pad);
+      const AvgWindow r = avg_window(g, oh, ow, include_pad);
       const T inv = r.divisor > 0 ? T(1) / T(r.divisor) : T(0);
       for (int64_t p = 0; p < planes; ++p) {
         const T* xs = x + p * IP;
@@ -187,7 +166,7 @@ void CpuCompute<T>::avgpool_adjoint(const T* gy, T* gx, const WindowGeom& g, boo
   const int64_t planes = batch * g.channels, IP = g.in_plane(), OP = g.out_plane();
   for (int64_t oh = 0; oh < g.out_h; ++oh)
     for (int64_t ow = 0; ow < g.out_w; ++ow) {
-      const WindowRange r = window_range(g, oh, ow, include_pad);
+      const AvgWindow r = avg_window(g, oh, ow, include_pad);
       const T inv = r.divisor > 0 ? T(1) / T(r.divisor) : T(0);
       for (int64_t p = 0; p < planes; ++p) {
         T* xs = gx + p * IP;

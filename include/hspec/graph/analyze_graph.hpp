@@ -1,11 +1,12 @@
-// `hspec analyze` for graph models (ONNX): the graph operator on the CPU backend under the
-// same solver, estimators, exact mode, verdict and report as the MLP path.
+// `hspec analyze` for graph models (ONNX): the graph operator on the CPU or the CUDA compute
+// backend under the same solver, estimators, exact mode, verdict and report as the MLP path.
 #pragma once
 #include <string>
 
 #include "hspec/analysis/analyze.hpp"
 #include "hspec/graph/graph.hpp"
 #include "hspec/operator.hpp"
+#include "hspec/solvers/exact.hpp"
 #include "hspec/solvers/lanczos.hpp"
 #include "hspec/space.hpp"
 
@@ -21,14 +22,25 @@ bool is_graph_model(const std::string& path);
 AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
                                 double load_seconds = 0);
 
-// From analyze.cpp, shared with the graph path: the solver's options, the memory budget of
-// a run (--max-memory, else half of RAM) and the eigen solve (Lanczos, or exact mode).
+// From analyze.cpp, shared with the graph path: the --device choice, the solver's options,
+// the memory budget of a run (--max-memory, else half of RAM) and the eigen solve (Lanczos,
+// or exact mode with the given dense eigensolver).
+struct DeviceChoice {
+  bool cuda = false;
+  int index = 0;
+  std::string fallback;  // --device auto in a CUDA build that found no device: why
+};
+// --device auto|cpu|cuda|cuda:N; UsageError for a CUDA device this process cannot use.
+DeviceChoice choose_device(const std::string& device);
+// Exact mode's dense solve on CUDA device `device` (cuSOLVER syevd).
+SymmetricEigensolver cuda_eigensolver(int device);
 LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt);
 // The run's settings in the report: loss, curvature, precision, block, tol, seed, timings.
 void report_run_settings(const AnalyzeOptions& opt, Loss loss, AnalyzeReport& rep);
 uint64_t analyze_memory_budget(const AnalyzeOptions& opt);
 template <class T>
 void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
-                        const LanczosOptions& lo, AnalyzeReport& rep);
+                        const LanczosOptions& lo, const SymmetricEigensolver& eig,
+                        AnalyzeReport& rep);
 
 }  // namespace hspec

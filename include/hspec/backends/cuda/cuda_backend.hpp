@@ -25,9 +25,20 @@ class CudaCurvature : public CurvatureOperator<T> {
   virtual double grad_norm() const = 0;
 };
 
+// Checks the data against the model (InputError, as the CPU operator) on the host, then
+// builds the operator on the device (host/backends/cuda/cuda_operator.cpp).
 template <class T>
 std::unique_ptr<CudaCurvature<T>> make_cuda_operator(const Model& model, const Dataset& data,
                                                      const CudaOperatorOptions& opt);
+
+namespace detail {
+// The device part of make_cuda_operator (kernels/cuda_hvp.cu), for inputs already checked:
+// kernels/ calls nothing of the host library, so the two link one way only.
+template <class T>
+std::unique_ptr<CudaCurvature<T>> make_checked_cuda_operator(const Model& model,
+                                                             const Dataset& data,
+                                                             const CudaOperatorOptions& opt);
+}  // namespace detail
 
 template <class T>
 std::unique_ptr<VectorSpace<T>> make_cuda_space(int device);
