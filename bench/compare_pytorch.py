@@ -12,7 +12,8 @@ What it does, all at the same thread count (--threads, default 2):
      create_graph=True once, then grad of (g . v) per product, graph cached): median time.
   3. PyHessian top-5 (power iteration with deflation, maxIter 100, tol 1e-3): time, products.
   4. hspec: `hspec analyze --top 5 --bottom 1` (default tolerance) and `--top 5 --tol 1e-3`
-     (fp32), the fp64 reference lambda_max, and hspec_bench's single-product time.
+     (fp32), the fp64 reference lambda_max, hspec_bench's single-product time, and
+     hspec_bench_solver's split of a solver run between products and the solver's algebra.
   5. The GEMM rates (hspec_bench_gemm) of the BLAS hspec links and of the best library found.
 Prints the ratios and each method's lambda_max error against hspec's fp64 value.
 
@@ -156,6 +157,9 @@ def main():
     print(f"hspec: lambda_max fp64 {lam:.9g}; --top 5 --bottom 1 {h_default['seconds']:.2f} s, "
           f"--top 5 --tol 1e-3 {h_loose['seconds']:.2f} s; one product "
           f"{bench['ms_per_hvp']:.1f} ms", flush=True)
+    # The same solver run split between products and the solver's vector algebra.
+    split = run_json([os.path.join(a.build, "bench", "hspec_bench_solver"), "--activation",
+                      "gelu", "--samples", str(a.samples), "--threads", str(a.threads)], env)[0]
     gemm = run_json([os.path.join(a.build, "bench", "hspec_bench_gemm"), "--threads",
                      str(a.threads)], env)
 
@@ -221,6 +225,15 @@ def main():
               f"{sec / ph_time:14.3f}")
     print(f"(hspec process wall times incl. loading: {h_default_wall:.2f} s, "
           f"{h_loose_wall:.2f} s)")
+    print(f"per product inside analyze (wall, loading included): "
+          f"{h_default['seconds'] / h_default['hvps'] * 1e3:.0f} ms (--top 5 --bottom 1), "
+          f"{h_loose['seconds'] / h_loose['hvps'] * 1e3:.0f} ms (--tol 1e-3), against "
+          f"{hspec_hvp * 1e3:.0f} ms in hspec_bench")
+    algebra = sum(split[k]["wall_ms_per_product"] for k in split
+                  if isinstance(split[k], dict) and k != "product")
+    print(f"hspec_bench_solver (mlp_small gelu, {split['products']} products): per product "
+          f"{split['product']['wall_ms_per_product']:.0f} ms in products, {algebra:.0f} ms "
+          f"in the solver's algebra and the rest (wall)")
     print("PyHessian top-5 eigenvalues:", ", ".join(f"{t:.6g}" for t in top))
     print("hspec top-5 eigenvalues:   ",
           ", ".join(f"{t['value']:.6g}" for t in h_default["top"]))

@@ -174,6 +174,24 @@ TEST(TrainCliTest, TrainsAndWritesTheCheckpoint) {
   EXPECT_EQ(load_model(out).num_params(), 8 * 16 + 16 + 16 * 3 + 3);
 }
 
+// --threads as in analyze: the checkpoint does not depend on the thread count (the BLAS
+// splits its GEMMs by output blocks, and every sum over samples has a fixed order).
+TEST(TrainCliTest, ThreadsOptionKeepsTheCheckpoint) {
+  const std::string data = write_data("threads");
+  const std::string base =
+      "train --data " + data + " --layers 8-64-3 --activation tanh --batch 64 --epochs 2 --seed 5";
+  for (const char* t : {"1", "2"}) {
+    const CliRun r = run_cli(
+        base + " --threads " + t + " --out " + tmp(std::string("threads") + t + ".safetensors"),
+        "threads");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  EXPECT_EQ(slurp(tmp("threads1.safetensors")), slurp(tmp("threads2.safetensors")));
+  const CliRun bad = run_cli(base + " --threads 0 --out " + tmp("threads0.safetensors"), "threads");
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--threads"), std::string::npos) << bad.err;
+}
+
 TEST(TrainCliTest, ErrorsExitTwoOrThreeWithOneLine) {
   const std::string data = write_data("errors"), out = tmp("errors.safetensors");
   const std::string base = "train --data " + data + " --epochs 1";

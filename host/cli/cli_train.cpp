@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "hspec/backends/cpu/blas_runtime.hpp"
 #include "hspec/device.hpp"
 #include "hspec/mlp/train.hpp"
 
@@ -11,6 +12,7 @@ namespace hspec::cli {
 
 Command add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
+  auto threads = std::make_shared<int>(0);  // 0: OMP_NUM_THREADS or the BLAS's default
   CLI::App* a = app.add_subcommand(
       "train", "train an MLP by minibatch SGD and write a checkpoint (safetensors)");
   a->add_option("--data", o->data_path, "training data: safetensors, or IDX images (raw or .gz)")
@@ -32,7 +34,13 @@ Command add_train(CLI::App& app) {
   a->add_option("--eval-data", o->eval_data_path, "held-out data for a final accuracy");
   a->add_option("--eval-labels", o->eval_labels_path, "IDX labels of the held-out data");
   a->add_option("--eval-samples", o->eval_samples, "use the first N held-out samples (0: all)");
-  auto check = [o]() { check_train_options(*o); };
+  a->add_option("--threads", *threads,
+                "CPU threads for the BLAS and hspec's loops (default: OMP_NUM_THREADS)")
+      ->check(CLI::PositiveNumber);
+  auto check = [o, threads]() {
+    check_train_options(*o);
+    if (*threads > 0) cpu::set_threads(*threads);
+  };
   return {a,
           [o]() {
             if (o->device == "auto" && cuda_device_count() > 0)

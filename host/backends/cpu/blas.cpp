@@ -1,4 +1,4 @@
-// Fortran BLAS/LAPACK bindings (gemm, syevd) with overflow and error checks.
+// Fortran BLAS/LAPACK bindings (gemm, gemv, syevd) with overflow and error checks.
 #include "hspec/backends/cpu/blas.hpp"
 
 #include <climits>
@@ -15,6 +15,12 @@ void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
 void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
             const double* alpha, const double* A, const int* lda, const double* B, const int* ldb,
             const double* beta, double* C, const int* ldc, size_t, size_t);
+void sgemv_(const char* ta, const int* m, const int* n, const float* alpha, const float* A,
+            const int* lda, const float* x, const int* incx, const float* beta, float* y,
+            const int* incy, size_t);
+void dgemv_(const char* ta, const int* m, const int* n, const double* alpha, const double* A,
+            const int* lda, const double* x, const int* incx, const double* beta, double* y,
+            const int* incy, size_t);
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* A, const int* lda, double* w,
              double* work, const int* lwork, int* iwork, const int* liwork, int* info, size_t,
              size_t);
@@ -48,7 +54,31 @@ void gemm_impl(F fn, char ta, char tb, int64_t m, int64_t n, int64_t k, T alpha,
   fn(&ta, &tb, &im, &in, &ik, &alpha, A, &ila, B, &ilb, &beta, C, &ilc, 1, 1);
 }
 
+template <class T, class F>
+void gemv_impl(F fn, char ta, int64_t m, int64_t n, T alpha, const T* A, int64_t lda, const T* x,
+               T beta, T* y) {
+  const int64_t ylen = ta == 'N' ? m : n;
+  if (ylen == 0) return;
+  const int im = to_int(m, "m"), in = to_int(n, "n"), ila = to_int(lda < 1 ? 1 : lda, "lda");
+  if (m == 0 || n == 0) {  // y = beta y, as gemm's k = 0
+    for (int64_t i = 0; i < ylen; ++i) y[i] = beta == T(0) ? T(0) : beta * y[i];
+    return;
+  }
+  const int one = 1;
+  fn(&ta, &im, &in, &alpha, A, &ila, x, &one, &beta, y, &one, 1);
+}
+
 }  // namespace
+
+void gemv(char ta, int64_t m, int64_t n, float alpha, const float* A, int64_t lda, const float* x,
+          float beta, float* y) {
+  gemv_impl<float>(sgemv_, ta, m, n, alpha, A, lda, x, beta, y);
+}
+
+void gemv(char ta, int64_t m, int64_t n, double alpha, const double* A, int64_t lda,
+          const double* x, double beta, double* y) {
+  gemv_impl<double>(dgemv_, ta, m, n, alpha, A, lda, x, beta, y);
+}
 
 void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -63,9 +63,12 @@ std::string openblas_core_fix(const CpuFeatures& cpu, const std::string& library
                               bool already_corrected);
 
 // Called first in main(): OpenBLAS picks its kernels in a library constructor, before
-// main, from OPENBLAS_CORETYPE; when openblas_core_fix() says so this sets the variable and
-// re-executes the program (same arguments, /proc/self/exe), once. Returns only when no
-// re-execution was needed or it failed (the warning then stays in kernel_info()).
+// main, from OPENBLAS_CORETYPE, and libgomp reads OMP_WAIT_POLICY there too. When
+// openblas_core_fix() says so, or when the user set neither OMP_WAIT_POLICY nor
+// GOMP_SPINCOUNT (hspec makes libgomp's idle threads sleep rather than spin: they took the
+// BLAS's cores), this sets the variables and re-executes the program (same arguments,
+// /proc/self/exe), once. Returns only when no re-execution was needed or it failed (a core
+// warning then stays in kernel_info()).
 void correct_openblas_core(char** argv);
 
 }  // namespace hspec::cpu
