@@ -52,8 +52,7 @@ __global__ void softmax_kernel(const T* x, T* y, int64_t outer, int64_t len, int
 
 template <class T>
 void CudaCompute<T>::strided_copy(const T* src, const Shape& src_strides, T* dst,
-                                  const Shape& dst_strides, const Shape& extents,
-                                  bool accumulate) {
+                                  const Shape& dst_strides, const Shape& extents, bool accumulate) {
   const size_t r = extents.size();
   if (src_strides.size() != r || dst_strides.size() != r || r > size_t(kMaxRank))
     throw Error("graph compute: strided_copy with mismatched or unsupported ranks");
@@ -78,7 +77,7 @@ void CudaCompute<T>::softmax(const T* x, T* y, int64_t outer, int64_t len, int64
   if (rows == 0 || len == 0) return;
   DeviceGuard guard(device_);
   softmax_kernel<<<grid_for(rows, kGraphThreads), kGraphThreads, 0, stream()>>>(x, y, outer, len,
-                                                                              inner);
+                                                                                inner);
   CUDA_CHECK_LAUNCH();
 }
 

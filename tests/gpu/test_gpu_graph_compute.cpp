@@ -1,6 +1,6 @@
 // Every primitive of the graph engine's compute seam on CUDA against the CPU backend (the
 // plain reference loops of host/backends/cpu/), fp32 and fp64, seeded inputs, the same call
-// made on both through one harness (Harness::run). Four typed tests cover every Compute<T>
+// made on both through one harness (Harness::run). Five typed tests cover every Compute<T>
 // member between them, with padding, strides, dilation, groups, broadcasting, overlapping
 // pooling windows with ties, accumulation and each loss; a new primitive gets its case here.
 // Copies and index results must match exactly; arithmetic to a few ulps of the precision.
@@ -204,11 +204,21 @@ TYPED_TEST(CudaGraphCompute, ElementwiseBroadcastsAndReductions) {
   Harness<T> h;
   const double eps = tol<T>();
   const int64_t n = 3000, reps = 3;
-  Twin<T> x = h.random(n, 10, 0, 0), sc = h.random(n, 11), r = h.random(n * reps, 12);
+  Twin<T> x_all = h.random(n, 10, 0, 0), sc = h.random(n, 11), r = h.random(n * reps, 12);
   Twin<T> out = h.random(n * reps, 13);
-  for (UnaryKind f : {UnaryKind::Relu, UnaryKind::Tanh, UnaryKind::Sigmoid, UnaryKind::Erf,
-                      UnaryKind::GeluErf, UnaryKind::GeluTanh}) {
+  // Sqrt, Rsqrt and Reciprocal on positive inputs (their domain in LayerNorm and Div).
+  Twin<T> pos = h.from([&] {
+    std::vector<T> p = h.host(x_all, 0);
+    for (T& v : p) v = std::fabs(v) + T(0.25);
+    return p;
+  }());
+  for (UnaryKind f :
+       {UnaryKind::Relu, UnaryKind::Tanh, UnaryKind::Sigmoid, UnaryKind::Erf, UnaryKind::GeluErf,
+        UnaryKind::GeluTanh, UnaryKind::Sqrt, UnaryKind::Rsqrt, UnaryKind::Reciprocal}) {
     const std::string name = "unary " + std::to_string(int(f));
+    const bool positive =
+        f == UnaryKind::Sqrt || f == UnaryKind::Rsqrt || f == UnaryKind::Reciprocal;
+    const Twin<T>& x = positive ? pos : x_all;
     h.run([&](Compute<T>& c, int s) { c.unary(f, x[s], out[s], n); });
     h.expect_close(out, eps, name);
     for (int order : {1, 2})
@@ -268,6 +278,39 @@ TYPED_TEST(CudaGraphCompute, ElementwiseBroadcastsAndReductions) {
       else
         EXPECT_EQ(now, first) << "reduce_to is not deterministic";
     }
+  }
+}
+
+TYPED_TEST(CudaGraphCompute, LayoutCopiesAndSoftmax) {
+  HSPEC_REQUIRE_DEVICE();
+  using T = TypeParam;
+  Harness<T> h;
+  // A transpose of [4, 5, 6] to [6, 4, 5] (permuted strides), a reversed slice (negative
+  // stride from the last element), a broadcast source (stride 0), each plain and accumulated.
+  Twin<T> a = h.random(120, 40), o = h.random(120, 41);
+  struct Box {
+    Shape src_strides, dst_strides, extents;
+    int64_t src_offset;
+  };
+  for (const Box& b :
+       {Box{{1, 30, 6}, {20, 5, 1}, {6, 4, 5}, 0}, Box{{-30, -6, -1}, {30, 6, 1}, {4, 5, 6}, 119},
+        Box{{0, 6, 1}, {30, 6, 1}, {4, 5, 6}, 0}})
+    for (bool acc : {false, true}) {
+      h.run([&](Compute<T>& c, int s) {
+        c.strided_copy(a[s] + b.src_offset, b.src_strides, o[s], b.dst_strides, b.extents, acc);
+      });
+      h.expect_close(o, 0, "strided_copy");
+    }
+  // Softmax over the middle axis, rows long and short, with large logits and -inf entries.
+  for (const Shape& sh : {Shape{3, 7, 5}, Shape{2, 300, 1}, Shape{1, 1, 9}}) {
+    std::vector<T> v = h.host(h.random(shape_numel(sh), 42), 0);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i % 5 == 1) v[i] *= T(60);
+      if (i % 11 == 3 && sh[1] > 1) v[i] = -std::numeric_limits<T>::infinity();
+    }
+    Twin<T> x = h.from(v), y = h.random(shape_numel(sh), 43);
+    h.run([&](Compute<T>& c, int s) { c.softmax(x[s], y[s], sh[0], sh[1], sh[2]); });
+    h.expect_close(y, tol<T>(), "softmax");
   }
 }
 
