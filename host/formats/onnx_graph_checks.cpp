@@ -22,6 +22,9 @@ bool is_weight_slot(const std::string& op, size_t slot) {
   if (op == "BatchNormalization" || op == "LayerNormalization") return slot == 1 || slot == 2;
   if (op == "MatMul" || op == "Add") return slot <= 1;
   if (op == "Gather") return slot == 0;
+  // A learned token broadcast over the batch (a ViT's class token: Expand(cls_token, [N, 1, D])
+  // before the Concat with the patch embeddings).
+  if (op == "Expand") return slot == 0;
   return false;
 }
 

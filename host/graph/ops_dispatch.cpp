@@ -17,6 +17,8 @@ void step_forward(Pass<T>& p, const PlanStep& s, size_t i) {
       return unary_forward(p, s, i);
     case StepKind::Binary:
       return binary_forward(p, s, i);
+    case StepKind::Gather:
+      return gather_forward(p, s, i);
     case StepKind::Alias:
       return;
     default:
@@ -37,6 +39,8 @@ void step_backward(Pass<T>& p, const PlanStep& s, size_t i, int64_t reps,
       return unary_backward(p, s, i, reps, adj);
     case StepKind::Binary:
       return binary_backward(p, s, i, reps, adj);
+    case StepKind::Gather:
+      return gather_backward(p, s, i, reps, adj);
     case StepKind::Alias:
       return;
     default:
@@ -56,6 +60,8 @@ void step_rforward(Pass<T>& p, const PlanStep& s, size_t i) {
       return unary_rforward(p, s, i);
     case StepKind::Binary:
       return binary_rforward(p, s, i);
+    case StepKind::Gather:
+      return gather_rforward(p, s, i);
     case StepKind::Alias:
       return;
     default:
@@ -75,6 +81,8 @@ void step_second_order(Pass<T>& p, const PlanStep& s, size_t i) {
       return unary_second_order(p, s, i);
     case StepKind::Binary:
       return binary_second_order(p, s, i);
+    case StepKind::Gather:
+      return gather_second_order(p, s, i);
     default:
       return;
   }

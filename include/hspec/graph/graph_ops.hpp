@@ -17,6 +17,7 @@ inline const std::vector<std::string>& graph_engine_ops() {
                                                "Div",
                                                "Erf",
                                                "Flatten",
+                                               "Gather",
                                                "Gelu",
                                                "Gemm",
                                                "GlobalAveragePool",

@@ -24,6 +24,7 @@ struct PlanValue {
   int param_index = -1;      // index into Plan::params when this is a parameter
   int storage = -1;          // the value whose buffers this one shares (itself unless an alias)
   bool diff = false;         // depends on the parameters: has a tangent and an adjoint
+  bool is_int = false;       // integer token ids (the input, or an alias of it): no float data
   int64_t numel() const { return shape_numel(shape); }
   bool batched() const { return cls == ValueClass::Data; }
 };
@@ -37,6 +38,7 @@ enum class StepKind {
   MaxPool,     // argmax fixed by the primal pass
   AvgPool,     // AveragePool (count_include_pad as ONNX)
   ReduceMean,  // mean over per-sample axes (keepdims shape in reduce_shape)
+  Gather,      // rows picked by index: by the data's token ids, or by constant indices
   Alias        // Reshape/Flatten/Squeeze/Unsqueeze/Identity: same data, new shape
 };
 
@@ -62,6 +64,13 @@ struct PlanStep {
   // for a non-Data operand or output). ReduceMean: input and keepdims output shapes, same form.
   Shape a_shape, b_shape, out_shape;
   int64_t reduce_count = 1;
+  // Gather: out[o, i, :] = x[o, idx[i], :] over `gather_outer` blocks (per copy of x) of
+  // `gather_axis` rows of `gather_inner` elements. With gather_ids the indices are the
+  // chunk's token ids (x the table, one block, n * gather_count indices); else the
+  // constant `gather_index` (normalised, in range).
+  bool gather_ids = false;
+  int64_t gather_outer = 1, gather_axis = 0, gather_inner = 1, gather_count = 0;
+  std::vector<int64_t> gather_index;
 };
 
 struct Plan {
@@ -73,6 +82,11 @@ struct Plan {
   std::vector<int64_t> param_offset;  // offset of each in the flat vector
   int64_t num_params = 0;
   int64_t output_dim = 0;  // per-sample elements of the output
+  // Integer (token id) input: ids must lie in [0, id_limit), the rows of the smallest table
+  // they index (named by id_table), checked once when the data are loaded.
+  bool input_is_int = false;
+  int64_t id_limit = 0;
+  std::string id_table;
   // Per-sample element counts for memory planning: all Data values, and the largest
   // per-sample workspace a step needs (im2col columns, broadcast temporaries).
   int64_t data_elems_per_sample = 0;
