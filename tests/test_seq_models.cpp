@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.hpp"
+#include "graph_test_util.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/formats/onnx.hpp"
@@ -256,6 +257,79 @@ TEST(SeqModels, CliAnalyzeTokenModel) {
   EXPECT_EQ(fail.code, 3) << fail.err;
   EXPECT_NE(fail.err.find("token id 100 at sample 0, position 0"), std::string::npos) << fail.err;
   std::remove(err.c_str());
+}
+
+// ---- hand-built graphs (no exporter): every rule of Gather and sequence cross-entropy
+// against finite differences, chunking, batching and fp32 (graphtest::check_graph) ----
+
+// ids [T=3] -> Gather(emb [6, 4]) + positions Gather(pos [5, 4], [0, 1, 2]) (a parameter
+// picked by constant indices) -> MatMul W [4, 5] -> Tanh -> Gather tokens {2, 0} on axis 1
+// (repeats allowed) -> MatMul head [5, 6]: per-token logits [N, 2, 6], labels [N, 2].
+graphtest::Builder token_graph() {
+  graphtest::Builder b({3}, 17);
+  b.g.input_is_int = true;
+  b.node("Gather", {b.param("emb", {6, 4}, 0.8), "x"}, "e");
+  b.g.initializers["pick3"] = GraphTensor{GraphTensor::Kind::Int, {3}, {}, {0, 1, 2}};
+  b.node("Gather", {b.param("pos", {5, 4}, 0.5), "pick3"}, "p");
+  b.node("Add", {"e", "p"}, "h0");
+  b.node("MatMul", {"h0", b.param("w", {4, 5}, 0.7)}, "h1");
+  b.node("Tanh", {"h1"}, "h2");
+  b.g.initializers["pick2"] = GraphTensor{GraphTensor::Kind::Int, {2}, {}, {2, 0}};
+  b.node("Gather", {"h2", "pick2"}, "h3").attrs["axis"] = graphtest::attr_i(1);
+  b.node("MatMul", {"h3", b.param("head", {5, 6}, 0.9)}, "logits");
+  return b;
+}
+
+Dataset token_dataset(int64_t n, int64_t t, int64_t vocab, int64_t label_dim, int64_t classes) {
+  Dataset ds;
+  ds.n = n;
+  ds.d = t;
+  ds.source = "tokens";
+  for (int64_t i = 0; i < n * t; ++i) ds.ids.push_back(int64_t(rng::bits(3, 1, i) % vocab));
+  ds.label_dim = label_dim;
+  for (int64_t i = 0; i < n * std::max<int64_t>(label_dim, 1); ++i)
+    ds.labels.push_back(int64_t(rng::bits(3, 2, i) % classes));
+  return ds;
+}
+
+TEST(SeqModels, HandBuiltTokenGraphMatchesFiniteDifferences) {
+  const auto b = token_graph();
+  graphtest::check_graph(b.g, token_dataset(7, 3, 6, 2, 6), Loss::CE);
+}
+
+TEST(SeqModels, HandBuiltClassTokenGraphMatchesFiniteDifferences) {
+  auto b = token_graph();
+  // Pick token 1 alone (a scalar index drops the axis): logits [N, 6], labels [N].
+  b.g.initializers["pick2"] = GraphTensor{GraphTensor::Kind::Int, {}, {}, {-2}};
+  graphtest::check_graph(b.g, token_dataset(7, 3, 6, 0, 6), Loss::CE);
+}
+
+TEST(SeqModels, TokenIdsOnlyFeedEmbeddings) {
+  auto plan_error = [](const Graph& g) -> std::string {
+    try {
+      make_plan(g);
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  graphtest::Builder tanh({3}, 1);
+  tanh.g.input_is_int = true;
+  tanh.node("Tanh", {"x"}, "y");
+  EXPECT_NE(plan_error(tanh.g).find("holds integer token ids"), std::string::npos);
+  graphtest::Builder axis1({3}, 1);
+  axis1.g.input_is_int = true;
+  axis1.node("Gather", {axis1.param("emb", {6, 4}, 1.0), "x"}, "y").attrs["axis"] =
+      graphtest::attr_i(1);
+  EXPECT_NE(plan_error(axis1.g).find("axis 0 of the table only"), std::string::npos);
+  graphtest::Builder range({3, 4}, 1);
+  range.g.initializers["i"] = GraphTensor{GraphTensor::Kind::Int, {1}, {}, {4}};
+  range.node("Gather", {"x", "i"}, "y").attrs["axis"] = graphtest::attr_i(1);
+  EXPECT_NE(plan_error(range.g).find("index 4 is out of range"), std::string::npos);
+  graphtest::Builder samples({3, 4}, 1);
+  samples.g.initializers["i"] = GraphTensor{GraphTensor::Kind::Int, {1}, {}, {0}};
+  samples.node("Gather", {"x", "i"}, "y");
+  EXPECT_NE(plan_error(samples.g).find("sample axis"), std::string::npos);
 }
 
 }  // namespace
