@@ -143,7 +143,7 @@ TEST(SeqModels, TokenLmMatchesFiniteDifferences) {
     const double fd = (at(tp)->loss_value() - at(tm)->loss_value()) / (2 * h);
     EXPECT_NEAR(op.gradient()[size_t(i)], fd, 1e-8) << "coordinate " << i;
   }
-  std::vector<double> v(size_t(p)), hv(size_t(p));
+  std::vector<double> v(static_cast<size_t>(p)), hv(static_cast<size_t>(p));
   for (int64_t i = 0; i < p; ++i) v[size_t(i)] = std::sin(0.7 * double(i) + 0.3);
   op.apply(BlockView<const double>(v.data(), p, 1), BlockView<double>(hv.data(), p, 1));
   auto tp = theta, tm = theta;
@@ -152,7 +152,7 @@ TEST(SeqModels, TokenLmMatchesFiniteDifferences) {
     tm[size_t(i)] -= h * v[size_t(i)];
   }
   const auto gp = at(tp)->gradient(), gm = at(tm)->gradient();
-  std::vector<double> fd(size_t(p));
+  std::vector<double> fd(static_cast<size_t>(p));
   for (int64_t i = 0; i < p; ++i) fd[size_t(i)] = (gp[size_t(i)] - gm[size_t(i)]) / (2 * h);
   EXPECT_LE(max_abs_diff(hv, fd), 1e-6 * std::max(1.0, max_abs(hv)));
 }
