@@ -144,8 +144,10 @@ void choose_parameters(RawModel& m) {
           (n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul" || n.op == "BatchNormalization"))
         throw InputError(m.file + ": initializer '" + init + "' (" + u.where +
                          ") is not floating point");
-      // A scalar added is a constant of a decomposed formula (GELU's 1), not a bias.
-      if (n.op == "Add" && g.initializers.at(init).numel() <= 1) u.weight = false;
+      // A scalar added is a constant of a decomposed formula (GELU's 1), not a bias; a scalar
+      // expanded is a fill value (a zero bias), not a class token.
+      if ((n.op == "Add" || n.op == "Expand") && g.initializers.at(init).numel() <= 1)
+        u.weight = false;
       if (u.weight && g.initializers.at(init).is_float() &&
           std::find(first_use.begin(), first_use.end(), init) == first_use.end())
         first_use.push_back(init);

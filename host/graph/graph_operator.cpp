@@ -246,6 +246,7 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
     p.val[v] = p.val[size_t(plan_.values[v].storage)];
     p.adj[v] = p.adj[size_t(plan_.values[v].storage)];
   }
+  p.argmax.assign(plan_.steps.size(), nullptr);
   set_indices(p, first);
   for (size_t i = 0; i < plan_.steps.size(); ++i) {
     const PlanStep& st = plan_.steps[i];
