@@ -1,6 +1,7 @@
 // The CPU compute backend of the graph engine against plain definitions: broadcast binary
 // ops and reductions by multi-index arithmetic, im2col by the convolution's index formula,
-// and pooling on hand-worked examples (ties, padding, count_include_pad).
+// pooling on hand-worked examples (ties, padding, count_include_pad), and row gathers and
+// their scatter-add by the definition table[idx[i]] (repeated indices included).
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -142,6 +143,42 @@ TEST(GraphCompute, PoolingOnHandWorkedExamples) {
   EXPECT_EQ(y, (std::vector<double>{14.0 / 4, 4.0 / 2, -2.0 / 2, -4.0}));
   cx->avgpool(x.data(), y.data(), g, true, 1, false);  // padding cells counted
   EXPECT_EQ(y, (std::vector<double>{14.0 / 4, 4.0 / 4, -2.0 / 4, -4.0 / 4}));
+}
+
+TEST(GraphCompute, GatherRowsAndScatterAddMatchTheDefinition) {
+  auto cx = make_cpu_compute<double>();
+  const int64_t rows = 5, width = 3, reps = 2, count = 6;
+  const std::vector<int64_t> idx = {4, 0, 2, 2, 4, 1};  // repeats add up in the adjoint
+  const auto table = random_values(reps * rows * width, 11);
+  const auto base = random_values(reps * count * width, 12);
+  for (bool acc : {false, true}) {
+    std::vector<double> out = base;
+    cx->gather_rows(table.data(), rows * width, idx.data(), count, width, out.data(), reps, acc);
+    for (int64_t r = 0; r < reps; ++r)
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t c = 0; c < width; ++c) {
+          const size_t o = size_t((r * count + i) * width + c);
+          const double want =
+              table[size_t((r * rows + idx[size_t(i)]) * width + c)] + (acc ? base[o] : 0.0);
+          EXPECT_EQ(out[o], want);
+        }
+  }
+  // Shared table (stride 0): every rep reads the same rows.
+  std::vector<double> shared(size_t(reps * count * width));
+  cx->gather_rows(table.data(), 0, idx.data(), count, width, shared.data(), reps, false);
+  for (int64_t i = 0; i < count * width; ++i)
+    EXPECT_EQ(shared[size_t(count * width + i)], shared[size_t(i)]);
+  // The adjoint: <gather(t), g> = <t, scatter(g)> for every t, checked entrywise.
+  std::vector<double> acc_table = table;
+  cx->scatter_add_rows(base.data(), idx.data(), count, width, acc_table.data(), rows * width, reps);
+  for (int64_t r = 0; r < reps; ++r)
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t c = 0; c < width; ++c) {
+        double want = table[size_t((r * rows + row) * width + c)];
+        for (int64_t i = 0; i < count; ++i)
+          if (idx[size_t(i)] == row) want += base[size_t((r * count + i) * width + c)];
+        EXPECT_NEAR(acc_table[size_t((r * rows + row) * width + c)], want, 1e-14);
+      }
 }
 
 }  // namespace

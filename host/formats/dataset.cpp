@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -72,8 +73,10 @@ void sample_shape(const std::string& path, const std::string& what,
   for (size_t i = 1; i < shape.size(); ++i) ds.d *= shape[i];
 }
 
-std::vector<int64_t> load_labels(const std::string& path, int64_t n) {
+std::vector<int64_t> load_labels(const std::string& path, int64_t n, bool position_labels,
+                                 int64_t& label_dim) {
   std::vector<int64_t> labels;
+  label_dim = 0;
   if (looks_like_idx(path)) {
     IdxArray a = read_idx(path);
     if (a.shape.size() != 1) {
@@ -84,12 +87,20 @@ std::vector<int64_t> load_labels(const std::string& path, int64_t n) {
   } else {
     SafeTensorsFile f(path);
     const TensorInfo& t = f.info("labels");
-    if (t.shape.size() != 1) {
-      fail(path, "tensor 'labels' must be rank 1, got rank " + std::to_string(t.shape.size()));
+    if (position_labels && t.shape.size() == 2) {  // per-position labels [N, T]
+      if (t.shape[0] != n || t.shape[1] < 1)
+        fail(path, "tensor 'labels' has shape [" + std::to_string(t.shape[0]) + ", " +
+                       std::to_string(t.shape[1]) + "], expected [" + std::to_string(n) +
+                       ", T] with T >= 1");
+      label_dim = t.shape[1];
+    } else if (t.shape.size() != 1) {
+      fail(path, "tensor 'labels' must be rank 1" + std::string(position_labels ? " or 2" : "") +
+                     ", got rank " + std::to_string(t.shape.size()));
     }
     labels = f.read_int("labels");
   }
-  if (static_cast<int64_t>(labels.size()) != n) {
+  const int64_t per = std::max<int64_t>(label_dim, 1);
+  if (static_cast<int64_t>(labels.size()) != n * per) {
     fail(path, "holds " + std::to_string(labels.size()) + " labels for " + std::to_string(n) +
                    " samples");
   }
@@ -102,12 +113,22 @@ std::vector<int64_t> load_labels(const std::string& path, int64_t n) {
   return labels;
 }
 
-void load_safetensors(const std::string& path, bool want_labels, Dataset& ds) {
+bool is_integer_dtype(DType t) {
+  return t == DType::I64 || t == DType::I32 || t == DType::I16 || t == DType::I8 || t == DType::U8;
+}
+
+void load_safetensors(const std::string& path, bool want_labels, const DatasetOptions& opt,
+                      Dataset& ds) {
   SafeTensorsFile f(path);
   if (!f.has("inputs")) fail(path, "holds no tensor 'inputs'");
-  sample_shape(path, "tensor 'inputs'", f.info("inputs").shape, ds);
-  ds.inputs = f.read_float("inputs");
-  if (want_labels && f.has("labels")) ds.labels = load_labels(path, ds.n);
+  const TensorInfo& in = f.info("inputs");
+  sample_shape(path, "tensor 'inputs'", in.shape, ds);
+  if (opt.token_ids && is_integer_dtype(in.dtype))
+    ds.ids = f.read_int("inputs");  // token ids stay integers
+  else
+    ds.inputs = f.read_float("inputs");
+  if (want_labels && f.has("labels"))
+    ds.labels = load_labels(path, ds.n, opt.position_labels, ds.label_dim);
   if (f.has("targets")) {
     const std::vector<int64_t>& s = f.info("targets").shape;
     if (s.empty() || s.size() > 2 || s[0] != ds.n) {
@@ -139,14 +160,16 @@ void load_idx(const std::string& path, Dataset& ds) {
 
 }  // namespace
 
-Dataset load_dataset(const std::string& data_path, const std::string& labels_path) {
+Dataset load_dataset(const std::string& data_path, const std::string& labels_path,
+                     const DatasetOptions& opt) {
   Dataset ds;
   if (looks_like_idx(data_path)) {
     load_idx(data_path, ds);
   } else {
-    load_safetensors(data_path, labels_path.empty(), ds);
+    load_safetensors(data_path, labels_path.empty(), opt, ds);
   }
-  if (!labels_path.empty()) ds.labels = load_labels(labels_path, ds.n);
+  if (!labels_path.empty())
+    ds.labels = load_labels(labels_path, ds.n, opt.position_labels, ds.label_dim);
   ds.source = labels_path.empty() ? data_path : data_path + " + " + labels_path;
   return ds;
 }
@@ -154,8 +177,10 @@ Dataset load_dataset(const std::string& data_path, const std::string& labels_pat
 void truncate_dataset(Dataset& ds, int64_t samples) {
   if (samples <= 0 || samples >= ds.n) return;
   ds.n = samples;
-  ds.inputs.resize(static_cast<size_t>(samples * ds.d));
-  if (!ds.labels.empty()) ds.labels.resize(static_cast<size_t>(samples));
+  if (!ds.inputs.empty()) ds.inputs.resize(static_cast<size_t>(samples * ds.d));
+  if (!ds.ids.empty()) ds.ids.resize(static_cast<size_t>(samples * ds.d));
+  if (!ds.labels.empty())
+    ds.labels.resize(static_cast<size_t>(samples * std::max<int64_t>(ds.label_dim, 1)));
   if (!ds.targets.empty()) ds.targets.resize(static_cast<size_t>(samples * ds.target_dim));
 }
 

@@ -206,6 +206,17 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
     out[1] = x[1];
     return out;
   }
+  if (op == "Gather") {  // an embedding lookup or a pick by constant indices
+    const auto& idx = need(1);
+    const int64_t r = int64_t(x.size());
+    int64_t axis = attr_int(n, "axis", 0);
+    if (axis < -r || axis >= r) throw InputError(where + ": Gather axis out of range");
+    if (axis < 0) axis += r;
+    std::vector<int64_t> out(x.begin(), x.begin() + axis);
+    out.insert(out.end(), idx.begin(), idx.end());
+    out.insert(out.end(), x.begin() + axis + 1, x.end());
+    return out;
+  }
   if (op == "GlobalAveragePool") {
     std::vector<int64_t> out(x.size(), 1);
     if (x.size() < 3) throw InputError(where + ": input rank below 3");

@@ -22,6 +22,9 @@ bool is_weight_slot(const std::string& op, size_t slot) {
   if (op == "BatchNormalization" || op == "LayerNormalization") return slot == 1 || slot == 2;
   if (op == "MatMul" || op == "Add") return slot <= 1;
   if (op == "Gather") return slot == 0;
+  // A learned token broadcast over the batch (a ViT's class token: Expand(cls_token, [N, 1, D])
+  // before the Concat with the patch embeddings).
+  if (op == "Expand") return slot == 0;
   return false;
 }
 
@@ -141,8 +144,10 @@ void choose_parameters(RawModel& m) {
           (n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul" || n.op == "BatchNormalization"))
         throw InputError(m.file + ": initializer '" + init + "' (" + u.where +
                          ") is not floating point");
-      // A scalar added is a constant of a decomposed formula (GELU's 1), not a bias.
-      if (n.op == "Add" && g.initializers.at(init).numel() <= 1) u.weight = false;
+      // A scalar added is a constant of a decomposed formula (GELU's 1), not a bias; a scalar
+      // expanded is a fill value (a zero bias), not a class token.
+      if ((n.op == "Add" || n.op == "Expand") && g.initializers.at(init).numel() <= 1)
+        u.weight = false;
       if (u.weight && g.initializers.at(init).is_float() &&
           std::find(first_use.begin(), first_use.end(), init) == first_use.end())
         first_use.push_back(init);

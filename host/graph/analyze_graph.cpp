@@ -41,7 +41,7 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
                                       parse_curvature(opt.curvature) == Curvature::Hessian);
   need.fixed = t * (double(ds.inputs.size() + ds.targets.size()) + n +
                     2.0 * double(plan.param_value_elems)) +
-               8.0 * double(ds.labels.size()) + 8.0 * n +
+               8.0 * double(ds.labels.size() + ds.ids.size()) + 8.0 * n +
                double(gm.primal_per_sample + gm.tangent_per_sample);
   MemoryLimits limits;
   limits.max_memory = opt.max_memory;
@@ -123,7 +123,10 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
           throw InputError(graph.source + ": tensor '" + name + "' value at index " +
                            std::to_string(i) + " is beyond fp32 range (use --precision fp64)");
   }
-  Dataset ds = load_dataset(opt.data_path, opt.labels_path);
+  DatasetOptions dopt;
+  dopt.token_ids = plan.input_is_int;
+  dopt.position_labels = true;
+  Dataset ds = load_dataset(opt.data_path, opt.labels_path, dopt);
   truncate_dataset(ds, opt.samples);
   Loss loss;
   if (!opt.loss.empty())

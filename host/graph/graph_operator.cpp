@@ -30,12 +30,46 @@ struct GraphCurvatureOperator<T>::State {
   std::vector<Buffer<T>> gadj;               // per value id: primal adjoints of a Gauss-Newton run
   std::vector<Buffer<T>> slots;              // rule scratch
   Buffer<T> inputs, targets;
-  Buffer<int64_t> labels;
+  Buffer<int64_t> labels, ids;         // ids: token ids of an integer input
+  std::vector<Buffer<int64_t>> index;  // per step: constant Gather indices
 };
+
+int64_t loss_positions(const Plan& plan, Loss loss) {
+  const Shape& out = plan.values[size_t(plan.output)].shape;
+  return loss == Loss::CE && out.size() == 2 ? out[0] : 1;
+}
+
+namespace {
+// Token ids: integers for an integer input, of the graph's sequence length, each a row of
+// the embedding table (checked here once, so the products never index out of range).
+void check_token_ids(const Plan& plan, const Dataset& ds) {
+  const std::string& src = ds.source;
+  const PlanValue& in = plan.values[size_t(plan.input)];
+  if (!plan.input_is_int) {
+    if (!ds.ids.empty())
+      throw InputError(src + ": 'inputs' holds integer token ids but " + plan.source +
+                       " takes floating-point features");
+    return;
+  }
+  if (ds.ids.empty())
+    throw InputError(src + ": 'inputs' holds floating-point values but " + plan.source +
+                     " takes integer token ids (int64 or int32 [N, T] in safetensors)");
+  if (ds.d != in.numel())
+    throw InputError(src + ": sequences have " + std::to_string(ds.d) + " tokens but " +
+                     plan.source + " takes " + std::to_string(in.numel()) + " per sample");
+  for (size_t i = 0; i < ds.ids.size(); ++i)
+    if (ds.ids[i] < 0 || ds.ids[i] >= plan.id_limit)
+      throw InputError(src + ": token id " + std::to_string(ds.ids[i]) + " at sample " +
+                       std::to_string(int64_t(i) / ds.d) + ", position " +
+                       std::to_string(int64_t(i) % ds.d) + " is out of range [0, " +
+                       std::to_string(plan.id_limit) + ") of '" + plan.id_table + "'");
+}
+}  // namespace
 
 void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss) {
   const std::string& src = ds.source;
   if (ds.n <= 0) throw InputError(src + ": holds no samples");
+  check_token_ids(plan, ds);
   const int64_t d = plan.values[size_t(plan.input)].numel();
   if (ds.d != d)
     throw InputError(src + ": samples have " + std::to_string(ds.d) + " features but " +
@@ -49,16 +83,29 @@ void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss) {
     return;
   }
   if (ds.labels.empty()) throw InputError(src + ": loss " + loss_name(loss) + " needs labels");
-  if (loss == Loss::CE && plan.values[size_t(plan.output)].shape.size() != 1)
-    throw InputError(plan.source + ": loss ce needs a [N, C] output");
+  const Shape& oshape = plan.values[size_t(plan.output)].shape;
+  if (loss == Loss::CE && oshape.size() != 1 && oshape.size() != 2)
+    throw InputError(plan.source + ": loss ce needs a [N, C] or [N, T, V] output");
   if (loss == Loss::BCE && out != 1)
     throw InputError("loss bce needs a model with 1 output, this one has " + std::to_string(out));
-  const int64_t limit = loss == Loss::BCE ? 2 : out;
-  for (int64_t i = 0; i < ds.n; ++i)
-    if (ds.labels[size_t(i)] < 0 || ds.labels[size_t(i)] >= limit)
-      throw InputError(src + ": label " + std::to_string(ds.labels[size_t(i)]) + " at sample " +
-                       std::to_string(i) + " is out of range [0, " + std::to_string(limit) +
-                       ") for loss " + loss_name(loss));
+  // Sequence cross-entropy: logits [N, T, V] need labels [N, T]; [N, C] needs labels [N].
+  const int64_t positions = loss_positions(plan, loss);
+  if (loss == Loss::CE && oshape.size() == 2 && ds.label_dim != positions)
+    throw InputError(
+        src + ": " + plan.source + " gives per-token logits [N, " + std::to_string(positions) +
+        ", " + std::to_string(oshape[1]) + "], which need labels [N, " + std::to_string(positions) +
+        "]" + (ds.label_dim ? ", not [N, " + std::to_string(ds.label_dim) + "]" : ", not [N]"));
+  if (positions == 1 && ds.label_dim > 0 && !(oshape.size() == 2 && ds.label_dim == 1))
+    throw InputError(src + ": labels are [N, " + std::to_string(ds.label_dim) + "] but " +
+                     plan.source + " gives one prediction per sample (labels [N])");
+  const int64_t limit = loss == Loss::BCE ? 2 : out / positions;
+  for (size_t i = 0; i < ds.labels.size(); ++i)
+    if (ds.labels[i] < 0 || ds.labels[i] >= limit)
+      throw InputError(
+          src + ": label " + std::to_string(ds.labels[i]) + " at sample " +
+          std::to_string(int64_t(i) / positions) +
+          (positions > 1 ? ", position " + std::to_string(int64_t(i) % positions) : std::string()) +
+          " is out of range [0, " + std::to_string(limit) + ") for loss " + loss_name(loss));
 }
 
 GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem, bool hessian) {
@@ -105,6 +152,16 @@ GraphCurvatureOperator<T>::GraphCurvatureOperator(const Graph& graph, const Data
   const std::vector<T> in(data.inputs.begin(), data.inputs.end());
   s.inputs = cx_->template alloc<T>(int64_t(in.size()));
   cx_->upload(in.data(), s.inputs.data(), int64_t(in.size()));
+  s.ids = cx_->template alloc<int64_t>(int64_t(data.ids.size()));
+  cx_->upload_index(data.ids.data(), s.ids.data(), int64_t(data.ids.size()));
+  s.index.resize(plan_.steps.size());
+  for (size_t i = 0; i < plan_.steps.size(); ++i) {
+    const std::vector<int64_t>& idx = plan_.steps[i].gather_index;
+    if (idx.empty()) continue;
+    s.index[i] = cx_->template alloc<int64_t>(int64_t(idx.size()));
+    cx_->upload_index(idx.data(), s.index[i].data(), int64_t(idx.size()));
+  }
+  positions_ = loss_positions(plan_, opt_.loss);
   s.labels = cx_->template alloc<int64_t>(int64_t(data.labels.size()));
   cx_->upload_index(data.labels.data(), s.labels.data(), int64_t(data.labels.size()));
   const std::vector<T> tg(data.targets.begin(), data.targets.end());
@@ -178,8 +235,8 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
       p.val[v] = s.pval[v].data();
       continue;
     }
-    if (int(v) == plan_.input) {
-      p.val[v] = s.inputs.data() + first * pv.numel();
+    if (int(v) == plan_.input) {  // token ids are read through p.ids, never as floats
+      p.val[v] = pv.is_int ? nullptr : s.inputs.data() + first * pv.numel();
       continue;
     }
     cx_->ensure(c.val[v], count);
@@ -190,6 +247,7 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
     p.adj[v] = p.adj[size_t(plan_.values[v].storage)];
   }
   p.argmax.assign(plan_.steps.size(), nullptr);
+  set_indices(p, first);
   for (size_t i = 0; i < plan_.steps.size(); ++i) {
     const PlanStep& st = plan_.steps[i];
     if (st.kind == StepKind::MaxPool) {
@@ -201,15 +259,19 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
   const int out = plan_.output;
   cx_->ensure(c.curv, n * plan_.output_dim);
   int64_t correct = 0;
-  const double loss_sum = cx_->loss_forward(
-      opt_.loss, p.val[out], n, plan_.output_dim, s.labels.data() + (s.labels.size ? first : 0),
-      s.targets.data() + (s.targets.size ? first * plan_.output_dim : 0), T(1.0 / double(n_)),
-      p.adj[out], c.curv.data(), &correct);
+  // Sequence cross-entropy is the mean over all n_ * positions_ tokens: each chunk's rows
+  // are its tokens, weighted by the total token count.
+  const int64_t rows = n * positions_, total = n_ * positions_;
+  const double loss_sum =
+      cx_->loss_forward(opt_.loss, p.val[out], rows, plan_.output_dim / positions_,
+                        s.labels.data() + (s.labels.size ? first * positions_ : 0),
+                        s.targets.data() + (s.targets.size ? first * plan_.output_dim : 0),
+                        T(1.0 / double(total)), p.adj[out], c.curv.data(), &correct);
   for (size_t i = plan_.steps.size(); i-- > 0 && backward;)
     if (plan_.values[size_t(plan_.steps[i].out)].diff)
       graph_ops::step_backward(p, plan_.steps[i], i, 1, p.adj);
   if (!accumulate) return;
-  loss_ += loss_sum / double(n_);
+  loss_ += loss_sum / double(total);
   correct_ += correct;
   std::vector<T> host;
   for (size_t j = 0; j < plan_.params.size(); ++j) {
@@ -220,6 +282,15 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
     for (int64_t i = 0; i < m; ++i)
       grad_[size_t(plan_.param_offset[j] + i)] += double(host[size_t(i)]);
   }
+}
+
+template <class T>
+void GraphCurvatureOperator<T>::set_indices(graph_ops::Pass<T>& p, int64_t first) const {
+  const State& s = *st_;
+  const PlanValue& in = plan_.values[size_t(plan_.input)];
+  p.ids = in.is_int ? s.ids.data() + first * in.numel() : nullptr;
+  p.index.assign(plan_.steps.size(), nullptr);
+  for (size_t i = 0; i < plan_.steps.size(); ++i) p.index[i] = s.index[i].data();
 }
 
 template <class T>
@@ -262,9 +333,10 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
     const PlanValue& pv = plan_.values[v];
     if (pv.storage != int(v)) continue;
     const bool data = pv.batched();
-    p.val[v] =
-        data ? (int(v) == plan_.input ? s.inputs.data() + c.first * pv.numel() : c.val[v].data())
-             : s.pval[v].data();
+    p.val[v] = data ? (int(v) == plan_.input
+                           ? (pv.is_int ? nullptr : s.inputs.data() + c.first * pv.numel())
+                           : c.val[v].data())
+                    : s.pval[v].data();
     if (!pv.diff) continue;
     p.adj[v] = c.adj.empty() ? nullptr : c.adj[v].data();  // empty for Gauss-Newton
     const int64_t size = k * (data ? n : 1) * pv.numel();
@@ -286,6 +358,7 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
   p.argmax.assign(plan_.steps.size(), nullptr);
   for (size_t i = 0; i < plan_.steps.size(); ++i)
     if (plan_.steps[i].kind == StepKind::MaxPool) p.argmax[i] = c.argmax[i].data();
+  set_indices(p, c.first);
   // Parameter tangents [k, numel] from the block's rows.
   for (size_t j = 0; j < plan_.params.size(); ++j) {
     const int v = plan_.params[j];
@@ -296,8 +369,8 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
     if (plan_.values[size_t(plan_.steps[i].out)].diff)
       graph_ops::step_rforward(p, plan_.steps[i], i);
   const int out = plan_.output;
-  cx_->loss_curvature(opt_.loss, c.curv.data(), p.tan[out], p.radj[out], n, plan_.output_dim, k,
-                      T(1.0 / double(n_)));
+  cx_->loss_curvature(opt_.loss, c.curv.data(), p.tan[out], p.radj[out], n * positions_,
+                      plan_.output_dim / positions_, k, T(1.0 / double(n_ * positions_)));
   const bool hessian = opt_.curvature == Curvature::Hessian;
   for (size_t i = plan_.steps.size(); i-- > 0;) {
     const PlanStep& st = plan_.steps[i];

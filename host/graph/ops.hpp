@@ -23,6 +23,8 @@ struct Pass {
   int64_t k = 0;                        // directions (tangent passes)
   std::vector<T*> val, adj, tan, radj;  // per value id, already resolved through storage
   std::vector<int64_t*> argmax;         // per step index (MaxPool)
+  std::vector<const int64_t*> index;    // per step index (Gather with constant indices)
+  const int64_t* ids = nullptr;         // the chunk's token ids [n, per-sample] (integer input)
   std::vector<Buffer<T>>* slots = nullptr;
 
   Pass(Compute<T>& c, const Plan& p) : cx(c), plan(p) {}
@@ -65,6 +67,7 @@ HSPEC_OP_RULES(binary)
 HSPEC_OP_RULES(pool)  // MaxPool, AvgPool and ReduceMean
 HSPEC_OP_RULES(softmax)
 HSPEC_OP_RULES(layout)  // Transpose, Slice, Concat
+HSPEC_OP_RULES(gather)
 #undef HSPEC_OP_RULES
 
 #define HSPEC_OP_INSTANTIATE(Name, T)                                          \

@@ -21,6 +21,8 @@ void step_forward(Pass<T>& p, const PlanStep& s, size_t i) {
       return softmax_forward(p, s, i);
     case StepKind::Layout:
       return layout_forward(p, s, i);
+    case StepKind::Gather:
+      return gather_forward(p, s, i);
     case StepKind::Alias:
       return;
     default:
@@ -45,6 +47,8 @@ void step_backward(Pass<T>& p, const PlanStep& s, size_t i, int64_t reps,
       return softmax_backward(p, s, i, reps, adj);
     case StepKind::Layout:
       return layout_backward(p, s, i, reps, adj);
+    case StepKind::Gather:
+      return gather_backward(p, s, i, reps, adj);
     case StepKind::Alias:
       return;
     default:
@@ -68,6 +72,8 @@ void step_rforward(Pass<T>& p, const PlanStep& s, size_t i) {
       return softmax_rforward(p, s, i);
     case StepKind::Layout:
       return layout_rforward(p, s, i);
+    case StepKind::Gather:
+      return gather_rforward(p, s, i);
     case StepKind::Alias:
       return;
     default:
@@ -89,6 +95,8 @@ void step_second_order(Pass<T>& p, const PlanStep& s, size_t i) {
       return binary_second_order(p, s, i);
     case StepKind::Softmax:
       return softmax_second_order(p, s, i);
+    case StepKind::Gather:
+      return gather_second_order(p, s, i);
     default:
       return;
   }

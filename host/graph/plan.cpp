@@ -46,6 +46,9 @@ int Planner::input(const GraphNode& n, size_t i) const {
       fail(n, "input '" + n.inputs[i] + "' is an integer tensor where a float one is expected");
     fail(n, "input '" + n.inputs[i] + "' is not defined before this node");
   }
+  if (value(it->second).is_int && !(n.op == "Gather" && i == 1) && !is_shape_op(n.op))
+    fail(n, "input '" + n.inputs[i] +
+                "' holds integer token ids, which only a Gather (embedding lookup) can read");
   return it->second;
 }
 
@@ -157,6 +160,7 @@ int Planner::alias(const GraphNode& n, int src, Shape shape, const std::string& 
   s.out = add_value(out, cls, std::move(shape));
   plan_.values[size_t(s.out)].storage = value(src).storage;
   plan_.values[size_t(s.out)].merged = merge;
+  plan_.values[size_t(s.out)].is_int = value(src).is_int;
   add_step(std::move(s));
   return plan_.steps.back().out;
 }
@@ -289,6 +293,8 @@ void Planner::lower(const GraphNode& n) {
     lower_pool(n);
   } else if (op == "ReduceMean") {
     lower_reduce(n);
+  } else if (op == "Gather") {
+    lower_gather(n);
   } else if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
              op == "Identity" || op == "Dropout") {
     lower_shape(n);
@@ -298,10 +304,11 @@ void Planner::lower(const GraphNode& n) {
 }
 
 Plan Planner::run() {
-  if (g_.input_is_int) throw InputError(g_.source + ": integer (token) inputs are not supported");
   for (int64_t d : g_.input_shape)
     if (d < 1) throw InputError(g_.source + ": the input shape has an extent below 1");
   plan_.input = add_value(g_.input, ValueClass::Data, g_.input_shape);
+  plan_.values[size_t(plan_.input)].is_int = g_.input_is_int;
+  plan_.input_is_int = g_.input_is_int;
   const std::set<std::string> params(g_.parameters.begin(), g_.parameters.end());
   for (const auto& [name, t] : g_.initializers) {
     if (!t.is_float()) {
@@ -331,6 +338,9 @@ Plan Planner::run() {
     plan_.num_params += plan_.values[size_t(it->second)].numel();
   }
   for (const GraphNode& n : g_.nodes) lower(n);
+  if (plan_.input_is_int && plan_.id_limit == 0)
+    throw InputError(g_.source + ": the integer input '" + g_.input +
+                     "' (token ids) feeds no Gather (embedding lookup)");
   for (PlanValue& v : plan_.values) v.diff = v.cls == ValueClass::Param;
   for (const PlanStep& s : plan_.steps)
     for (int i : s.in) plan_.values[size_t(s.out)].diff |= plan_.values[size_t(i)].diff;

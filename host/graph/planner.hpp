@@ -2,11 +2,18 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include "hspec/error.hpp"
 #include "hspec/graph/plan.hpp"
 
 namespace hspec::planning {
+
+// Ops that only give their input a new shape (lowered to Alias steps).
+inline bool is_shape_op(const std::string& op) {
+  return op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze" ||
+         op == "Identity" || op == "Dropout";
+}
 
 class Planner {
  public:
@@ -88,6 +95,7 @@ class Planner {
   void lower_slice(const GraphNode& n);
   void lower_split(const GraphNode& n);
   void lower_concat(const GraphNode& n);
+  void lower_gather(const GraphNode& n);
 
  private:
   void lower(const GraphNode& n);

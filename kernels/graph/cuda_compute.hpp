@@ -53,6 +53,10 @@ class CudaCompute final : public Compute<T> {
   void strided_copy(const T* src, const Shape& src_strides, T* dst, const Shape& dst_strides,
                     const Shape& extents, bool accumulate) override;
   void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) override;
+  void gather_rows(const T* table, int64_t table_stride, const int64_t* idx, int64_t count,
+                   int64_t width, T* out, int64_t reps, bool accumulate) override;
+  void scatter_add_rows(const T* src, const int64_t* idx, int64_t count, int64_t width, T* table,
+                        int64_t table_stride, int64_t reps) override;
   void unary(UnaryKind f, const T* x, T* y, int64_t n) override;
   void unary_derivative(UnaryKind f, int order, const T* x, const T* s, const T* r, T* out,
                         int64_t n, int64_t reps, bool accumulate) override;

@@ -281,7 +281,7 @@ TYPED_TEST(CudaGraphCompute, ElementwiseBroadcastsAndReductions) {
   }
 }
 
-TYPED_TEST(CudaGraphCompute, LayoutCopiesAndSoftmax) {
+TYPED_TEST(CudaGraphCompute, LayoutSoftmaxAndGathers) {
   HSPEC_REQUIRE_DEVICE();
   using T = TypeParam;
   Harness<T> h;
@@ -312,6 +312,21 @@ TYPED_TEST(CudaGraphCompute, LayoutCopiesAndSoftmax) {
     h.run([&](Compute<T>& c, int s) { c.softmax(x[s], y[s], sh[0], sh[1], sh[2]); });
     h.expect_close(y, tol<T>(), "softmax");
   }
+  // Row gathers and the scatter-add adjoint, repeated indices included (they must add up in
+  // the CPU's order: equal bits), over two repetitions of the table.
+  const int64_t rows = 7, width = 5, count = 12, reps = 2;
+  Twin<int64_t> idx = h.index({3, 0, 3, 6, 1, 3, 0, 2, 6, 6, 5, 3});
+  Twin<T> table = h.random(reps * rows * width, 44), got = h.random(reps * count * width, 45);
+  for (bool acc : {false, true}) {
+    h.run([&](Compute<T>& c, int s) {
+      c.gather_rows(table[s], rows * width, idx[s], count, width, got[s], reps, acc);
+    });
+    h.expect_close(got, 0, "gather_rows");
+  }
+  h.run([&](Compute<T>& c, int s) {
+    c.scatter_add_rows(got[s], idx[s], count, width, table[s], rows * width, reps);
+  });
+  h.expect_close(table, 0, "scatter_add_rows");
 }
 
 TYPED_TEST(CudaGraphCompute, WindowsAndPooling) {

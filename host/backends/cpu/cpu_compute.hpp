@@ -47,6 +47,10 @@ class CpuCompute final : public Compute<T> {
                bool accumulate) override;
   void avgpool_adjoint(const T* gy, T* gx, const WindowGeom& g, bool count_include_pad,
                        int64_t batch) override;
+  void gather_rows(const T* table, int64_t table_stride, const int64_t* idx, int64_t count,
+                   int64_t width, T* out, int64_t reps, bool accumulate) override;
+  void scatter_add_rows(const T* src, const int64_t* idx, int64_t count, int64_t width, T* table,
+                        int64_t table_stride, int64_t reps) override;
   double loss_forward(Loss loss, const T* z, int64_t n, int64_t out, const int64_t* labels,
                       const T* targets, T scale, T* grad, T* curv, int64_t* correct) override;
   void loss_curvature(Loss loss, const T* curv, const T* rz, T* out, int64_t n, int64_t out_dim,

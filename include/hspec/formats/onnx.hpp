@@ -19,7 +19,8 @@ bool built_with_onnx();
 // Parameters: a floating-point initializer is a parameter when it feeds a weight slot,
 // directly or through Transpose/Identity/Reshape/Squeeze/Unsqueeze/Cast: Conv inputs 1-2,
 // Gemm 1-2, MatMul 0-1, BatchNormalization 1-2 (never the running mean and variance),
-// LayerNormalization 1-2, Add 0-1 unless a scalar, Gather 0. Every other initializer is a
+// LayerNormalization 1-2, Add 0-1 unless a scalar, Gather 0, Expand 0 unless a scalar (a
+// class token broadcast over the batch). Every other initializer is a
 // constant. Order: first use by the topologically sorted nodes (PyTorch's parameters()
 // order on the exports tested). An initializer in a weight slot that is also used anywhere
 // else (an exporter merged equal tensors) is an InputError naming both uses.

@@ -1,6 +1,7 @@
 // The compute seam of the graph engine: the few primitives every operator rule is written
 // against (batched GEMM, im2col/col2im, elementwise maps with their derivatives, broadcast
-// binary ops and reductions, pooling with a saved argmax, fills and copies). The op rules
+// binary ops and reductions, pooling with a saved argmax, row gathers and their scatter-add,
+// fills and copies). The op rules
 // never touch tensor memory themselves, so a CUDA implementation slots in beside the CPU one.
 //
 // Conventions: all tensors are dense row-major; GEMMs are row-major; shapes passed to the
@@ -136,6 +137,16 @@ class Compute {
                        bool accumulate) = 0;
   virtual void avgpool_adjoint(const T* gy, T* gx, const WindowGeom& g, bool count_include_pad,
                                int64_t batch) = 0;
+
+  // ---- row gather (embeddings, Gather with constant indices) ----
+  // For r < reps: out_r[i, :] (+)= table_r[idx[i], :], rows of `width` elements, with
+  // table_r = table + r * table_stride and out_r = out + r * count * width. Indices are
+  // checked by the caller (the planner, or the data loader for token ids).
+  virtual void gather_rows(const T* table, int64_t table_stride, const int64_t* idx, int64_t count,
+                           int64_t width, T* out, int64_t reps, bool accumulate) = 0;
+  // The adjoint: table_r[idx[i], :] += src_r[i, :] (repeated indices add up), same layouts.
+  virtual void scatter_add_rows(const T* src, const int64_t* idx, int64_t count, int64_t width,
+                                T* table, int64_t table_stride, int64_t reps) = 0;
 
   // ---- loss head over z [n, out] ----
   // Per-sample loss terms summed (double, returned), gradient grad = scale * dl/dz, the

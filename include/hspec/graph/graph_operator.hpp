@@ -14,6 +14,10 @@
 #include "hspec/operator.hpp"
 
 namespace hspec {
+namespace graph_ops {
+template <class T>
+struct Pass;
+}
 
 struct GraphOperatorOptions {
   Curvature curvature = Curvature::Hessian;
@@ -24,9 +28,14 @@ struct GraphOperatorOptions {
 };
 
 // Checks that the data fit the plan's input and the loss fits its output (ce: [N, C]
-// output and labels in [0, C); bce: one output, labels 0/1; mse: targets of the output's
-// size). InputError naming the data source or the model.
+// output and labels [N] in [0, C), or [N, T, V] logits and labels [N, T] in [0, V); bce:
+// one output, labels 0/1; mse: targets of the output's size), and that token ids are
+// integers of the input's length within the embedding's rows. InputError naming the data
+// source or the model.
 void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss);
+
+// Tokens per sample the loss averages over: T for cross-entropy on [N, T, V] logits, else 1.
+int64_t loss_positions(const Plan& plan, Loss loss);
 
 // Bytes per sample the operator holds: the cached primal pass (values, adjoints for the
 // Hessian, argmax, output curvature) and the tangent pass for `max_block` directions (tangents,
@@ -64,12 +73,14 @@ class GraphCurvatureOperator final : public CurvatureOperator<T> {
   struct State;
   void primal(int64_t first, int64_t count, Chunk& c, bool accumulate_gradient);
   void tangent(const Chunk& c, BlockView<const T> X, BlockView<T> Y);
+  void set_indices(graph_ops::Pass<T>& p, int64_t first) const;
 
   Plan plan_;
   GraphOperatorOptions opt_;
   std::unique_ptr<Compute<T>> cx_;
   std::unique_ptr<State> st_;
   int64_t n_ = 0, chunk_ = 0;
+  int64_t positions_ = 1;  // loss terms per sample (tokens, for sequence cross-entropy)
   bool cache_all_ = true;
   std::vector<std::unique_ptr<Chunk>> chunks_;
   double loss_ = 0;

@@ -20,6 +20,7 @@ inline const std::vector<std::string>& graph_engine_ops() {
                                                "Erf",
                                                "Expand",
                                                "Flatten",
+                                               "Gather",
                                                "Gelu",
                                                "Gemm",
                                                "GlobalAveragePool",

@@ -27,6 +27,7 @@ struct PlanValue {
   // Data only: the ONNX value's axis 0 holds the samples times shape[0], samples major (an
   // exporter's Reshape [N, H, ...] -> [N H, ...]); its ONNX axis a >= 1 is shape[a].
   bool merged = false;
+  bool is_int = false;       // integer token ids (the input, or an alias of it): no float data
   int64_t numel() const { return shape_numel(shape); }
   bool batched() const { return cls == ValueClass::Data; }
 };
@@ -42,6 +43,7 @@ enum class StepKind {
   ReduceMean,  // mean over per-sample axes (keepdims shape in reduce_shape)
   Softmax,     // softmax over one axis (a_shape the input, out_shape it reduced)
   Layout,      // Transpose / Slice / Concat: strided copies (Split is one Slice per output)
+  Gather,      // rows picked by index: by the data's token ids, or by constant indices
   Alias        // Reshape/Flatten/Squeeze/Unsqueeze/Identity: same data, new shape
 };
 
@@ -76,6 +78,13 @@ struct PlanStep {
   LayoutKind layout = LayoutKind::Transpose;
   std::vector<int64_t> perm, starts, steps;
   std::vector<Shape> in_shapes;
+  // Gather: out[o, i, :] = x[o, idx[i], :] over `gather_outer` blocks (per copy of x) of
+  // `gather_axis` rows of `gather_inner` elements. With gather_ids the indices are the
+  // chunk's token ids (x the table, one block, n * gather_count indices); else the
+  // constant `gather_index` (normalised, in range).
+  bool gather_ids = false;
+  int64_t gather_outer = 1, gather_axis = 0, gather_inner = 1, gather_count = 0;
+  std::vector<int64_t> gather_index;
 };
 
 struct Plan {
@@ -87,6 +96,11 @@ struct Plan {
   std::vector<int64_t> param_offset;  // offset of each in the flat vector
   int64_t num_params = 0;
   int64_t output_dim = 0;  // per-sample elements of the output
+  // Integer (token id) input: ids must lie in [0, id_limit), the rows of the smallest table
+  // they index (named by id_table), checked once when the data are loaded.
+  bool input_is_int = false;
+  int64_t id_limit = 0;
+  std::string id_table;
   // Per-sample element counts for memory planning: all Data values, and the largest
   // per-sample workspace a step needs (im2col columns, broadcast temporaries).
   int64_t data_elems_per_sample = 0;
