@@ -58,3 +58,24 @@ void cuda_symmetric_eigensolve(int, int64_t, double*, int64_t, double*) {
 }
 
 }  // namespace hspec
+
+namespace hspec {
+
+void* cuda_pinned_alloc(uint64_t) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+void cuda_pinned_free(void*) noexcept {}
+template <class T>
+void cuda_block_to_host(int, BlockView<const T>, T*) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+template <class T>
+void cuda_block_from_host(int, const T*, BlockView<T>) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+template void cuda_block_to_host<float>(int, BlockView<const float>, float*);
+template void cuda_block_to_host<double>(int, BlockView<const double>, double*);
+template void cuda_block_from_host<float>(int, const float*, BlockView<float>);
+template void cuda_block_from_host<double>(int, const double*, BlockView<double>);
+
+}  // namespace hspec

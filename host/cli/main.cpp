@@ -3,12 +3,14 @@
 // messages on stderr.
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
 #include "hspec/backends/cpu/blas_runtime.hpp"
+#include "hspec/distributed/communicator.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec::cli {
@@ -35,16 +37,33 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// On several ranks every rank fails with the same error (include/hspec/distributed/
+// agreement.hpp) and the same code; rank 0 alone says it.
 int fail(int code, const std::string& msg) {
-  std::cerr << "hspec: " << one_line(msg) << "\n";
+  if (hspec::is_output_rank()) std::cerr << "hspec: " << one_line(msg) << "\n";
   return code;
 }
+
+// MPI_Finalize on every way out of main, exceptions included.
+struct DistributedSession {
+  DistributedSession(int* argc, char*** argv) { hspec::init_distributed(argc, argv); }
+  ~DistributedSession() { hspec::finalize_distributed(); }
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
   // Before anything else: may re-execute this program with OpenBLAS's kernels corrected.
   hspec::cpu::correct_openblas_core(argv);
+  // Then joins an MPI job when a launcher started this process (nothing otherwise).
+  std::unique_ptr<DistributedSession> session;
+  try {
+    session = std::make_unique<DistributedSession>(&argc, &argv);
+  } catch (const hspec::UsageError& e) {
+    return fail(2, e.what());
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  }
   CLI::App app{"hspec: Hessian spectrum of a trained model's loss, from the command line"};
   app.set_version_flag("--version", [] {
     return std::string("hspec ") + HSPEC_VERSION + "\nCPU kernels: " + hspec::cpu::kernel_summary();

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <memory>
 
 #include "hspec/analysis/analyze_estimators.hpp"
 #include "hspec/analysis/memory_plan.hpp"
@@ -38,6 +39,8 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
                     2.0 * double(plan.param_value_elems)) +
                8.0 * double(ds.labels.size()) + 8.0 * n +
                double(gm.primal_per_sample + gm.tangent_per_sample);
+  if (opt.distributed != nullptr)  // a data-parallel rank's staging block and gradient
+    need.fixed += data_parallel_bytes(plan.num_params, max_block, sizeof(T));
   MemoryLimits limits;
   limits.max_memory = opt.max_memory;
   limits.host_default = default_host_budget();
@@ -60,12 +63,16 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
     go.memory_budget = graph_fit_memory<T>(opt, lo, plan, ds, go.max_block);
   }
   report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
-  GraphCurvatureOperator<T> op(graph, ds, go);
   CpuSpace<T> space;
-  rep.loss_value = op.loss_value();
-  rep.grad_norm = op.grad_norm();
-  run_analyze_solver<T>(op, space, opt, lo, rep);
-  run_estimators<T>(op, space, opt, rep);
+  const auto build = [&]() {
+    ShardOperator<T> s;
+    auto op = std::make_unique<GraphCurvatureOperator<T>>(graph, ds, go);
+    s.loss = op->loss_value();
+    s.gradient = op->gradient();
+    s.op = std::move(op);
+    return s;
+  };
+  run_analyze_operator<T>(build, space, opt, lo, rep);
   rep.backend = "cpu";
   rep.device = "cpu";
 }
@@ -108,6 +115,7 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
   }
   Dataset ds = load_dataset(opt.data_path, opt.labels_path);
   truncate_dataset(ds, opt.samples);
+  const int64_t samples = ds.n;
   Loss loss;
   if (!opt.loss.empty())
     loss = parse_loss(opt.loss);
@@ -115,10 +123,11 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
     loss = Loss::MSE;
   else
     loss = plan.output_dim == 1 ? Loss::BCE : Loss::CE;
+  if (opt.distributed != nullptr) shard_for_run(ds, *opt.distributed);
 
   AnalyzeReport rep;
   rep.params = plan.num_params;
-  rep.samples = ds.n;
+  rep.samples = samples;
   rep.graph_source = graph.source;
   rep.graph_nodes = int64_t(graph.nodes.size());
   for (const std::string& p : graph.parameters)

@@ -57,8 +57,8 @@ void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss) {
   for (int64_t i = 0; i < ds.n; ++i)
     if (ds.labels[size_t(i)] < 0 || ds.labels[size_t(i)] >= limit)
       throw InputError(src + ": label " + std::to_string(ds.labels[size_t(i)]) + " at sample " +
-                       std::to_string(i) + " is out of range [0, " + std::to_string(limit) +
-                       ") for loss " + loss_name(loss));
+                       std::to_string(ds.first_sample + i) + " is out of range [0, " +
+                       std::to_string(limit) + ") for loss " + loss_name(loss));
 }
 
 GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem, bool hessian) {

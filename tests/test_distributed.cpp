@@ -1,0 +1,194 @@
+// Data-parallel runs under mpiexec against the single-process run of the same files: the
+// products are summed over 2 and 3 ranks (uneven shards), so eigenvalues, trace and density
+// must agree to 1e-12 relative in fp64 and the rest of the JSON must be the same; a rank
+// that alone sees bad input must end the job with exit 3 and one line. Skipped in a build
+// without MPI. The shard arithmetic is tested everywhere.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_test_util.hpp"
+#include "hspec/distributed/communicator.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/safetensors.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/workloads.hpp"
+
+namespace hspec {
+namespace {
+
+using nlohmann::json;
+
+std::string tmp(const std::string& name) {
+  return testutil::scratch("dist_", name);
+}
+
+std::string fixture(const std::string& name) {
+  return std::string(HSPEC_FIXTURES) + "/onnx/" + name;
+}
+
+#ifdef HSPEC_MPIEXEC
+testutil::CliResult run_ranks(int ranks, const std::string& args) {
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  // Shared memory only: these tests never leave the machine.
+  setenv("OMPI_MCA_btl", "self,vader", 1);
+  const std::string cmd = std::string("timeout 120 ") + HSPEC_MPIEXEC + " -n " +
+                          std::to_string(ranks) + " --oversubscribe " + HSPEC_CLI_PATH + " " +
+                          args + " 2>" + tmp("stderr.txt") + " </dev/null";
+  testutil::CliResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, got);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = testutil::slurp(tmp("stderr.txt"));
+  return r;
+}
+#endif
+
+// Values whose size is set by cancellation (residuals of converged values, error bounds)
+// are compared on the scale of the matrix, ||C|| (the largest |eigenvalue|), not their own.
+bool residual_like(const std::string& key) {
+  return key == "residual" || key == "gap_error_bound" || key == "gap" || key == "stderr" ||
+         key == "asymmetry";
+}
+
+// Every key of a and b the same, numbers to rel (arrays of numbers norm-wise: relative to
+// their largest entry), except the keys that say how the run was split or timed.
+void expect_same_report(const json& a, const json& b, double scale, const std::string& path,
+                        const std::string& key = "") {
+  const double rel = 1e-12;
+  ASSERT_EQ(a.type(), b.type()) << path;
+  if (a.is_object()) {
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      const std::string& k = it.key();
+      if (k == "ranks" || k == "data_parallel" || k == "seconds") continue;
+      ASSERT_TRUE(b.contains(k)) << path << "." << k;
+      expect_same_report(it.value(), b[k], scale, path + "." + k, k);
+    }
+    for (auto it = b.begin(); it != b.end(); ++it)
+      if (it.key() != "ranks" && it.key() != "data_parallel")
+        EXPECT_TRUE(a.contains(it.key())) << path << "." << it.key();
+  } else if (a.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << path;
+    double top = 0;
+    for (const json& v : a)
+      if (v.is_number_float()) top = std::max(top, std::fabs(v.get<double>()));
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].is_number_float()) {
+        EXPECT_NEAR(a[i].get<double>(), b[i].get<double>(), rel * top) << path << "[" << i << "]";
+      } else {
+        expect_same_report(a[i], b[i], scale, path + "[" + std::to_string(i) + "]", key);
+      }
+    }
+  } else if (a.is_number_float()) {
+    const double x = a.get<double>(), y = b.get<double>();
+    const double floor = residual_like(key) ? scale : 0.0;
+    EXPECT_NEAR(x, y, rel * std::max({std::fabs(x), std::fabs(y), floor})) << path;
+  } else {
+    EXPECT_EQ(a, b) << path;
+  }
+}
+
+TEST(Distributed, ShardsAreContiguousAndDifferByAtMostOne) {
+  for (int64_t n : {1, 7, 10, 101, 1000003}) {
+    for (int ranks = 1; ranks <= 8 && ranks <= n; ++ranks) {
+      int64_t next = 0, lo = n, hi = 0;
+      for (int r = 0; r < ranks; ++r) {
+        const Shard s = shard_of(n, ranks, r);
+        EXPECT_EQ(s.first, next) << n << " " << ranks << " " << r;
+        next = s.first + s.count;
+        lo = std::min(lo, s.count);
+        hi = std::max(hi, s.count);
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_LE(hi - lo, 1);
+      EXPECT_EQ(shard_of(n, ranks, 0).count, n / ranks);  // r*N/R: the first is the floor
+    }
+  }
+}
+
+#ifdef HSPEC_MPIEXEC
+
+// An 8-6-3 tanh MLP and 101 labelled samples (shards of 50/51 and 33/34/34).
+struct MlpFiles {
+  std::string model = tmp("model.safetensors"), data = tmp("data.safetensors");
+  explicit MlpFiles(int64_t bad_label_at = -1) {
+    const Model teacher = random_mlp({8, 6, 3}, Activation::Tanh, 4);
+    Dataset ds = teacher_dataset(teacher, 101, 5);
+    if (bad_label_at >= 0) ds.labels[size_t(bad_label_at)] = 3;  // 3 classes: out of range
+    save_model(model, random_mlp({8, 6, 3}, Activation::Tanh, 6), Loss::CE);
+    write_safetensors(data, {make_tensor("inputs", {ds.n, ds.d}, ds.inputs),
+                             make_tensor("labels", {ds.n}, ds.labels)});
+  }
+};
+
+void expect_ranks_match(const std::string& args, const std::vector<int>& rank_counts) {
+  const std::string one_json = tmp("one.json");
+  const auto one = testutil::run_cli(args + " --json " + one_json, tmp("stderr1.txt"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const json a = json::parse(testutil::slurp(one_json));
+  EXPECT_EQ(a["ranks"], 1);
+  const double scale = std::fabs(a["top"][0]["value"].get<double>());
+  for (int ranks : rank_counts) {
+    const std::string many_json = tmp("many.json");
+    std::remove(many_json.c_str());
+    const auto many = run_ranks(ranks, args + " --json " + many_json);
+    ASSERT_EQ(many.code, 0) << many.err;
+    const json b = json::parse(testutil::slurp(many_json));
+    EXPECT_EQ(b["ranks"], ranks);
+    EXPECT_EQ(b["data_parallel"]["shard_samples"][1].get<int64_t>() -
+                  b["data_parallel"]["shard_samples"][0].get<int64_t>(),
+              a["samples"].get<int64_t>() % ranks == 0 ? 0 : 1);
+    // Only rank 0 prints: one summary.
+    EXPECT_EQ(many.out.find("data "), many.out.rfind("data ")) << many.out;
+    expect_same_report(a, b, scale, std::to_string(ranks) + " ranks");
+  }
+}
+
+TEST(Distributed, MlpRanksGiveTheSingleProcessReport) {
+  const MlpFiles f;
+  expect_ranks_match("analyze --model " + f.model + " --data " + f.data +
+                         " --precision fp64 --top 3 --bottom 2 --block 2 --trace --density"
+                         " --probes 4 --steps 20 --no-timings --quiet --threads 1",
+                     {2, 3});
+}
+
+TEST(Distributed, GraphRanksGiveTheSingleProcessReport) {
+  expect_ranks_match("analyze --model " + fixture("cnn_legacy.onnx") + " --data " +
+                         fixture("cnn_data.safetensors") +
+                         " --samples 37 --precision fp64 --top 2 --bottom 1 --trace"
+                         " --trace-hvps 40 --no-timings --quiet --threads 1",
+                     {3});
+}
+
+TEST(Distributed, BadInputOnOneRankEndsEveryRankWithExit3) {
+  const MlpFiles f(100);  // the last sample: only the last rank's shard holds it
+  const std::string args = "analyze --model " + f.model + " --data " + f.data + " --quiet";
+  const auto one = testutil::run_cli(args, tmp("stderr1.txt"));
+  EXPECT_EQ(one.code, 3) << one.err;
+  const auto many = run_ranks(3, args);
+  EXPECT_EQ(many.code, 3) << many.err;
+  // One line from hspec (rank 0), naming the rank that saw the problem; the launcher may
+  // add its own report of the non-zero exit, which is not ours to shape.
+  size_t lines = 0;
+  for (size_t at = many.err.find("hspec: "); at != std::string::npos;
+       at = many.err.find("hspec: ", at + 1))
+    ++lines;
+  EXPECT_EQ(lines, 1u) << many.err;
+  EXPECT_NE(many.err.find("hspec: rank 2 of 3: "), std::string::npos) << many.err;
+  EXPECT_TRUE(many.out.empty()) << many.out;
+}
+
+#endif
+
+}  // namespace
+}  // namespace hspec
