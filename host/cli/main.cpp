@@ -50,6 +50,25 @@ struct DistributedSession {
   ~DistributedSession() { hspec::finalize_distributed(); }
 };
 
+// On several ranks, the last collective: every rank leaves with the highest exit code of
+// any rank (e.g. rank 0 alone failing to write the report), and only after rank 0 has
+// printed its message: a launcher that kills the job at the first non-zero exit (mpiexec,
+// srun --kill-on-bad-exit) cannot cut rank 0 short.
+int agreed_exit(int code) {
+  hspec::Communicator* comm = hspec::world();
+  if (comm == nullptr) return code;
+  std::cerr << std::flush;
+  int64_t c = code;
+  try {
+    comm->allreduce_max(&c, 1);
+  } catch (const std::exception&) {
+    return code;
+  }
+  return static_cast<int>(c);
+}
+
+int run_command(int argc, char** argv);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +83,12 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(1, e.what());
   }
+  return agreed_exit(run_command(argc, argv));
+}
+
+namespace {
+
+int run_command(int argc, char** argv) {
   CLI::App app{"hspec: Hessian spectrum of a trained model's loss, from the command line"};
   app.set_version_flag("--version", [] {
     return std::string("hspec ") + HSPEC_VERSION + "\nCPU kernels: " + hspec::cpu::kernel_summary();
@@ -97,3 +122,5 @@ int main(int argc, char** argv) {
   }
   return 1;
 }
+
+}  // namespace
