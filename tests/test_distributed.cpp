@@ -4,9 +4,11 @@
 // that alone sees bad input must end the job with exit 3 and one line. Skipped in a build
 // without MPI. The shard arithmetic is tested everywhere.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -186,6 +188,41 @@ TEST(Distributed, BadInputOnOneRankEndsEveryRankWithExit3) {
   EXPECT_EQ(lines, 1u) << many.err;
   EXPECT_NE(many.err.find("hspec: rank 2 of 3: "), std::string::npos) << many.err;
   EXPECT_TRUE(many.out.empty()) << many.out;
+}
+
+// Slurm's time limit signals every task; here only one rank is signalled, the harder case:
+// the other must stop at the same product, and rank 0 must still write the partial report.
+TEST(Distributed, SigtermToOneRankGivesThePartialReport) {
+  const std::string model = tmp("slow_model.safetensors"), data = tmp("slow_data.safetensors");
+  const Model teacher = random_mlp({20, 64, 3}, Activation::Tanh, 4);
+  const Dataset ds = teacher_dataset(teacher, 4000, 5);
+  save_model(model, random_mlp({20, 64, 3}, Activation::Tanh, 6), Loss::CE);
+  write_safetensors(data, {make_tensor("inputs", {ds.n, ds.d}, ds.inputs),
+                           make_tensor("labels", {ds.n}, ds.labels)});
+  const std::string json_path = tmp("partial.json");
+  std::remove(json_path.c_str());
+  // Far more work than the 3 s before the signal (about 30 s on one core).
+  const std::string args = "analyze --model " + model + " --data " + data +
+                           " --precision fp64 --top 40 --bottom 40 --tol 1e-12 --threads 1"
+                           " --quiet --json " +
+                           json_path;
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  setenv("OMPI_MCA_btl", "self,vader", 1);
+  const std::string cmd = std::string("timeout 120 ") + HSPEC_MPIEXEC + " -n 2 --oversubscribe " +
+                          HSPEC_CLI_PATH + " " + args + " >" + tmp("partial.out") + " 2>" +
+                          tmp("partial.err") +
+                          " </dev/null & mp=$!; sleep 3;"
+                          " launcher=$(pgrep -P $mp -x mpiexec);"
+                          " kill -TERM $(pgrep -P $launcher -x hspec | head -1);"
+                          " wait $mp";
+  const int status = std::system(("bash -c '" + cmd + "'").c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 143) << testutil::slurp(tmp("partial.err"));
+  const json j = json::parse(testutil::slurp(json_path));
+  EXPECT_TRUE(j["interrupted"].get<bool>());
+  EXPECT_EQ(j["ranks"], 2);
+  EXPECT_GT(j["hvps"].get<int64_t>(), 0);
 }
 
 #endif
