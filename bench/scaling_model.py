@@ -12,6 +12,7 @@ F_FP32 = 0.5 * 67e12      # H200 fp32 (non-tensor) peak 67 TFLOP/s at 50%
 F_TF32 = 0.4 * 495e12     # H200 TF32 tensor-core dense peak 495 TFLOP/s at 40% (--precision tf32)
 PCIE = 50e9               # B/s each way, host staging (PCIe Gen5 x16, effective)
 SHM = 20e9                # B/s, MPI allreduce through host shared memory within a node
+HOST_MEM = 20e9           # B/s one core streams over the staging block (scale: read+write; hash: read)
 NVLINK = 400e9            # B/s per direction per GPU (NVLink 4), for a GPU-direct reduction
 NIC = 200e9 / 8           # B/s: one 200 Gb/s link per GPU between nodes
 LAT_INTRA, LAT_INTER = 2e-6, 5e-6  # per ring step
@@ -29,19 +30,23 @@ def comm(r, path):
     if r == 1:
         return 0.0
     if path == "staged":  # what hspec does: device -> pinned host -> MPI -> device
-        link = SHM if r <= GPUS_PER_NODE else NIC
+        # a ring step takes as long as its slowest hop: beyond one node, some hops stay in a node
+        link = SHM if r <= GPUS_PER_NODE else min(SHM, NIC)
         lat = LAT_INTRA if r <= GPUS_PER_NODE else LAT_INTER
-        return 2 * P * BYTES / PCIE + ring(r, link, lat)
+        return 2 * P * BYTES / PCIE + 3 * P * BYTES / HOST_MEM + ring(r, link, lat)
     # GPU-direct (CUDA-aware MPI / NCCL, not implemented): NVLink in a node, NICs beyond
     return ring(r, NVLINK, LAT_INTRA) if r <= GPUS_PER_NODE else ring(r, NIC, LAT_INTER)
 
 
 def main():
+    global SHM
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=float, default=10000)
+    ap.add_argument("--shm", type=float, default=SHM / 1e9, help="GB/s of the in-node MPI path")
     args = ap.parse_args()
+    SHM = args.shm * 1e9
     n = args.samples
-    print(f"N = {n:.0f} images, P = {P/1e6:.1f} M, one direction per product")
+    print(f"N = {n:.0f} images, P = {P/1e6:.1f} M, one direction per product, in-node MPI {SHM/1e9:g} GB/s")
     print("| GPUs | compute fp32 | reduce (staged) | product fp32 | efficiency |"
           " product tf32 | efficiency | product tf32, GPU-direct | efficiency |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -12,12 +12,24 @@
 namespace hspec {
 namespace {
 
-// FNV-1a over the bytes, folded to 63 bits so that its negation fits an int64.
+// A 63-bit hash of the bytes (its negation fits an int64), word by word in four independent
+// lanes so that it runs at memory speed: one more pass over the block, like the scaling.
 int64_t hash63(const void* data, size_t bytes) {
   const auto* p = static_cast<const unsigned char*>(data);
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return static_cast<int64_t>(h >> 1);
+  const uint64_t prime = 1099511628211ull;
+  uint64_t h[4] = {1469598103934665603ull, 2, 3, 4};
+  size_t i = 0;
+  for (; i + 32 <= bytes; i += 32) {
+    for (int l = 0; l < 4; ++l) {
+      uint64_t w;
+      std::memcpy(&w, p + i + 8 * l, 8);
+      h[l] = (h[l] ^ w) * prime;
+    }
+  }
+  for (; i < bytes; ++i) h[0] = (h[0] ^ p[i]) * prime;
+  uint64_t r = h[0];
+  for (int l = 1; l < 4; ++l) r = (r ^ (h[l] + (r << 6) + (r >> 2))) * prime;
+  return static_cast<int64_t>(r >> 1);
 }
 
 }  // namespace
