@@ -198,7 +198,8 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
   } else {
-    cpu::warn_if_slow_kernels(model.num_params(), ds.n);
+    // Every rank runs the same kernels: rank 0 alone warns.
+    if (is_output_rank()) cpu::warn_if_slow_kernels(model.num_params(), ds.n);
     CpuSpace<T> space;
     const auto build = [&]() {
       ShardOperator<T> s;
