@@ -26,6 +26,51 @@ namespace {
 
 using nlohmann::json;
 
+TEST(Distributed, ShardsAreContiguousAndDifferByAtMostOne) {
+  for (int64_t n : {1, 7, 10, 101, 1000003}) {
+    for (int ranks = 1; ranks <= 8 && ranks <= n; ++ranks) {
+      int64_t next = 0, lo = n, hi = 0;
+      for (int r = 0; r < ranks; ++r) {
+        const Shard s = shard_of(n, ranks, r);
+        EXPECT_EQ(s.first, next) << n << " " << ranks << " " << r;
+        next = s.first + s.count;
+        lo = std::min(lo, s.count);
+        hi = std::max(hi, s.count);
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_LE(hi - lo, 1);
+      EXPECT_EQ(shard_of(n, ranks, 0).count, n / ranks);  // r*N/R: the first is the floor
+    }
+  }
+}
+
+// The launcher's variables, in order of preference; 0 when none is set.
+TEST(Distributed, LocalRankComesFromTheLauncher) {
+  const char* names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID",
+                         "PMI_LOCAL_RANK"};
+  std::vector<std::string> saved;
+  for (const char* n : names) {
+    const char* v = std::getenv(n);
+    saved.push_back(v ? v : "\x01");
+    unsetenv(n);
+  }
+  EXPECT_EQ(local_rank(), 0);
+  setenv("SLURM_LOCALID", "5", 1);
+  EXPECT_EQ(local_rank(), 5);
+  setenv("OMPI_COMM_WORLD_LOCAL_RANK", "3", 1);
+  EXPECT_EQ(local_rank(), 3);
+  setenv("OMPI_COMM_WORLD_LOCAL_RANK", "x", 1);  // not a number: the next variable
+  EXPECT_EQ(local_rank(), 5);
+  for (size_t i = 0; i < saved.size(); ++i) {
+    if (saved[i] == "\x01")
+      unsetenv(names[i]);
+    else
+      setenv(names[i], saved[i].c_str(), 1);
+  }
+}
+
+#ifdef HSPEC_MPIEXEC
+
 std::string tmp(const std::string& name) {
   return testutil::scratch("dist_", name);
 }
@@ -34,7 +79,6 @@ std::string fixture(const std::string& name) {
   return std::string(HSPEC_FIXTURES) + "/onnx/" + name;
 }
 
-#ifdef HSPEC_MPIEXEC
 testutil::CliResult run_ranks(int ranks, const std::string& args) {
   setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
   setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
@@ -54,7 +98,6 @@ testutil::CliResult run_ranks(int ranks, const std::string& args) {
   r.err = testutil::slurp(tmp("stderr.txt"));
   return r;
 }
-#endif
 
 // Values whose size is set by cancellation (residuals of converged values, error bounds)
 // are compared on the scale of the matrix, ||C|| (the largest |eigenvalue|), not their own.
@@ -76,9 +119,11 @@ void expect_same_report(const json& a, const json& b, double scale, const std::s
       ASSERT_TRUE(b.contains(k)) << path << "." << k;
       expect_same_report(it.value(), b[k], scale, path + "." + k, k);
     }
-    for (auto it = b.begin(); it != b.end(); ++it)
-      if (it.key() != "ranks" && it.key() != "data_parallel")
+    for (auto it = b.begin(); it != b.end(); ++it) {
+      if (it.key() != "ranks" && it.key() != "data_parallel") {
         EXPECT_TRUE(a.contains(it.key())) << path << "." << it.key();
+      }
+    }
   } else if (a.is_array()) {
     ASSERT_EQ(a.size(), b.size()) << path;
     double top = 0;
@@ -99,26 +144,6 @@ void expect_same_report(const json& a, const json& b, double scale, const std::s
     EXPECT_EQ(a, b) << path;
   }
 }
-
-TEST(Distributed, ShardsAreContiguousAndDifferByAtMostOne) {
-  for (int64_t n : {1, 7, 10, 101, 1000003}) {
-    for (int ranks = 1; ranks <= 8 && ranks <= n; ++ranks) {
-      int64_t next = 0, lo = n, hi = 0;
-      for (int r = 0; r < ranks; ++r) {
-        const Shard s = shard_of(n, ranks, r);
-        EXPECT_EQ(s.first, next) << n << " " << ranks << " " << r;
-        next = s.first + s.count;
-        lo = std::min(lo, s.count);
-        hi = std::max(hi, s.count);
-      }
-      EXPECT_EQ(next, n);
-      EXPECT_LE(hi - lo, 1);
-      EXPECT_EQ(shard_of(n, ranks, 0).count, n / ranks);  // r*N/R: the first is the floor
-    }
-  }
-}
-
-#ifdef HSPEC_MPIEXEC
 
 // An 8-6-3 tanh MLP and 101 labelled samples (shards of 50/51 and 33/34/34).
 struct MlpFiles {
