@@ -47,6 +47,7 @@ class CudaCurvatureOperator final : public CudaCurvature<T> {
   Where where() const override { return Where::Device; }
   void apply(BlockView<const T> X, BlockView<T> Y) override;
   double loss_value() const override { return loss_; }
+  const std::vector<double>& gradient() const override { return grad_; }
   double grad_norm() const override {
     double s = 0;
     for (double v : grad_) s += v * v;

@@ -70,5 +70,21 @@ std::unique_ptr<Compute<T>> make_cuda_compute(int, bool) {
 }
 template std::unique_ptr<Compute<float>> make_cuda_compute<float>(int, bool);
 template std::unique_ptr<Compute<double>> make_cuda_compute<double>(int, bool);
+void* cuda_pinned_alloc(uint64_t) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+void cuda_pinned_free(void*) noexcept {}
+template <class T>
+void cuda_block_to_host(int, BlockView<const T>, T*) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+template <class T>
+void cuda_block_from_host(int, const T*, BlockView<T>) {
+  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
+}
+template void cuda_block_to_host<float>(int, BlockView<const float>, float*);
+template void cuda_block_to_host<double>(int, BlockView<const double>, double*);
+template void cuda_block_from_host<float>(int, const float*, BlockView<float>);
+template void cuda_block_from_host<double>(int, const double*, BlockView<double>);
 
 }  // namespace hspec

@@ -20,6 +20,14 @@ for p in libonnx-dev libprotobuf-dev; do
       echo "install-deps: $p not installed (hspec builds without ONNX import)" >&2
   fi
 done
+# MPI (HSPEC_MPI=AUTO builds data-parallel runs when found): Open MPI's headers and
+# mpiexec, which the distributed tests launch. Optional: without it hspec runs on one process.
+for p in libopenmpi-dev openmpi-bin; do
+  if ! dpkg -s "$p" >/dev/null 2>&1; then
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$p"; } ||
+      echo "install-deps: $p not installed (hspec builds without MPI)" >&2
+  fi
+done
 # Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist/) for scripts/demo.sh and
 # the Fashion-MNIST training test. Optional: an archive without it must not stop a build.
 if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then

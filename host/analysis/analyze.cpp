@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <memory>
 
@@ -23,11 +24,17 @@
 
 namespace hspec {
 
+// On several ranks, `cuda` and `auto` mean the rank's own card: its local rank (its index
+// among the ranks on its node) modulo the node's device count.
+int rank_device(int count) {
+  return world() != nullptr && count > 0 ? local_rank() % count : 0;
+}
+
 // Shared with the graph path (host/graph/analyze_graph.cpp).
 DeviceChoice choose_device(const std::string& d) {
   if (d == "cpu") return {};
   if (d == "auto") {
-    if (cuda_device_count() > 0) return {true, 0, ""};
+    if (const int count = cuda_device_count(); count > 0) return {true, rank_device(count), ""};
     // A driver too old for the runtime must not pass for "no GPU" silently.
     return {false, 0, built_with_cuda() ? cuda_probe_reason() : ""};
   }
@@ -39,11 +46,13 @@ DeviceChoice choose_device(const std::string& d) {
         throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
       index = std::stoi(num);
     }
+    const bool own_card = d.size() <= 5;  // plain `cuda`: the rank's card
     if (!built_with_cuda())
       throw UsageError("--device " + d + ": this hspec was built without CUDA");
     const int count = cuda_device_count();
     if (count == 0)
       throw UsageError("--device " + d + ": no usable CUDA device (" + cuda_probe_reason() + ")");
+    if (own_card) index = rank_device(count);
     if (index >= count)
       throw UsageError("--device " + d + ": " + std::to_string(count) + " CUDA device(s) visible");
     return {true, index, ""};
@@ -87,6 +96,10 @@ uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const M
   if (dev.cuda) limits.device_free = cuda_free_memory(dev.index);
   RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, dev.cuda);
   need.after = estimator_bytes(opt, model.num_params(), sizeof(T));
+  // A data-parallel rank's staging block and reduced gradient (host memory, counted in the
+  // host budget only).
+  if (opt.distributed != nullptr && !dev.cuda)
+    need.fixed += data_parallel_bytes(model.num_params(), max_block, sizeof(T));
   // At least one byte: 0 would tell the CUDA operator to size itself from the free memory.
   return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }
@@ -120,6 +133,32 @@ void run_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOp
   rep.interrupted = res.interrupted;
 }
 
+// The solver and estimators on the operator `build` makes: directly in a single-process run;
+// on several ranks, on the data-parallel operator over every rank's shard operator.
+template <class T>
+void run_operator(const std::function<ShardOperator<T>()>& build, VectorSpace<T>& space,
+                  const AnalyzeOptions& opt, const LanczosOptions& lo,
+                  const SymmetricEigensolver& eig, int device, AnalyzeReport& rep) {
+  if (opt.distributed == nullptr) {
+    ShardOperator<T> s = build();
+    rep.loss_value = s.loss;
+    double g = 0;
+    for (double v : s.gradient) g += v * v;
+    rep.grad_norm = std::sqrt(g);
+    run_solver<T>(*s.op, space, opt, lo, eig, rep);
+    run_estimators<T>(*s.op, space, opt, rep);
+    return;
+  }
+  DataParallelRun& run = *opt.distributed;
+  DataParallelOperator<T> op(*run.comm, *run.agreement, run.total, run.shard.count, build, device);
+  rep.loss_value = op.loss_value();
+  rep.grad_norm = op.grad_norm();
+  run_solver<T>(op, space, opt, lo, eig, rep);
+  run_estimators<T>(op, space, opt, rep);
+  rep.ranks = run.comm->size();
+  rep.data_parallel = op.info();
+}
+
 template <class T>
 void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Loss loss,
            const DeviceChoice& dev, AnalyzeReport& rep) {
@@ -143,23 +182,32 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     cu.device = dev.index;
     cu.tf32 = opt.precision == "tf32";
     cu.max_memory = co.memory_budget;  // its share of the device, set before it sizes itself
-    auto op = make_cuda_operator<T>(model, ds, cu);
     auto space = make_cuda_space<T>(dev.index);
-    rep.loss_value = op->loss_value();
-    rep.grad_norm = op->grad_norm();
     // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
-    run_solver<T>(*op, *space, opt, lo, cuda_eigensolver(dev.index), rep);
-    run_estimators<T>(*op, *space, opt, rep);
+    const auto build = [&]() {
+      ShardOperator<T> s;
+      auto op = make_cuda_operator<T>(model, ds, cu);
+      s.loss = op->loss_value();
+      s.gradient = op->gradient();
+      s.op = std::move(op);
+      return s;
+    };
+    run_operator<T>(build, *space, opt, lo, cuda_eigensolver(dev.index), dev.index, rep);
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
   } else {
-    cpu::warn_if_slow_kernels(model.num_params(), ds.n);
-    CpuCurvatureOperator<T> op(model, ds, co);
+    // Every rank runs the same kernels: rank 0 alone warns.
+    if (is_output_rank()) cpu::warn_if_slow_kernels(model.num_params(), ds.n);
     CpuSpace<T> space;
-    rep.loss_value = op.loss_value();
-    rep.grad_norm = op.grad_norm();
-    run_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
-    run_estimators<T>(op, space, opt, rep);
+    const auto build = [&]() {
+      ShardOperator<T> s;
+      auto op = std::make_unique<CpuCurvatureOperator<T>>(model, ds, co);
+      s.loss = op->loss_value();
+      s.gradient = op->gradient();
+      s.op = std::move(op);
+      return s;
+    };
+    run_operator<T>(build, space, opt, lo, lapack_eigensolver(), -1, rep);
     rep.backend = "cpu";
     rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
   }
@@ -196,17 +244,19 @@ uint64_t analyze_memory_budget(const AnalyzeOptions& opt) {
   return opt.max_memory > 0 ? opt.max_memory : default_max_memory();
 }
 template <class T>
-void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
-                        const LanczosOptions& lo, const SymmetricEigensolver& eig,
-                        AnalyzeReport& rep) {
-  run_solver<T>(op, space, opt, lo, eig, rep);
+void run_analyze_operator(const std::function<ShardOperator<T>()>& build, VectorSpace<T>& space,
+                          const AnalyzeOptions& opt, const LanczosOptions& lo,
+                          const SymmetricEigensolver& eig, int device, AnalyzeReport& rep) {
+  run_operator<T>(build, space, opt, lo, eig, device, rep);
 }
-template void run_analyze_solver<float>(CurvatureOperator<float>&, VectorSpace<float>&,
-                                        const AnalyzeOptions&, const LanczosOptions&,
-                                        const SymmetricEigensolver&, AnalyzeReport&);
-template void run_analyze_solver<double>(CurvatureOperator<double>&, VectorSpace<double>&,
-                                         const AnalyzeOptions&, const LanczosOptions&,
-                                         const SymmetricEigensolver&, AnalyzeReport&);
+template void run_analyze_operator<float>(const std::function<ShardOperator<float>()>&,
+                                          VectorSpace<float>&, const AnalyzeOptions&,
+                                          const LanczosOptions&, const SymmetricEigensolver&, int,
+                                          AnalyzeReport&);
+template void run_analyze_operator<double>(const std::function<ShardOperator<double>()>&,
+                                           VectorSpace<double>&, const AnalyzeOptions&,
+                                           const LanczosOptions&, const SymmetricEigensolver&, int,
+                                           AnalyzeReport&);
 
 uint64_t parse_bytes(const std::string& s) {
   size_t used = 0;
@@ -250,7 +300,9 @@ void check_analyze_options(const AnalyzeOptions& opt) {
   check_estimator_options(opt);
 }
 
-AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
+namespace {
+
+AnalyzeReport run_analyze_here(const AnalyzeOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   check_analyze_options(opt);
   const bool graph_model = is_graph_model(opt.model_path);
@@ -290,11 +342,13 @@ AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   }
   Dataset ds = load_dataset(opt.data_path, opt.labels_path);
   truncate_dataset(ds, opt.samples);
-  const Loss loss = infer_loss(opt, model, ds);
+  const Loss loss = infer_loss(opt, model, ds);  // from the whole data: the same on every rank
+  const int64_t samples = ds.n;
+  if (opt.distributed != nullptr) shard_for_run(ds, *opt.distributed);
 
   AnalyzeReport rep;
   rep.params = model.num_params();
-  rep.samples = ds.n;
+  rep.samples = samples;
   rep.layer_sizes.push_back(model.input_dim());
   for (const Layer& l : model.layers) rep.layer_sizes.push_back(l.out);
   rep.activation = model.layers.size() > 1 ? activation_name(model.activation) : "none";
@@ -314,6 +368,30 @@ AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
   rep.verdict = verdict_of(rep, opt.lr);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
+}
+
+}  // namespace
+
+AnalyzeReport run_analyze(const AnalyzeOptions& opt) {
+  Communicator* comm = world();
+  if (comm == nullptr) return run_analyze_here(opt);
+  // Every rank runs the whole analysis on its shard; see include/hspec/distributed/.
+  RankAgreement agreement(*comm, opt.cancel);
+  DataParallelRun run;
+  run.comm = comm;
+  run.agreement = &agreement;
+  AnalyzeOptions o = opt;
+  o.distributed = &run;
+  o.cancel = agreement.cancel_flag();  // changes at the same product on every rank
+  if (!is_output_rank()) o.progress = nullptr;
+  try {
+    AnalyzeReport rep = run_analyze_here(o);
+    agreement.checkpoint();  // a rank that failed after the last product is heard here
+    return rep;
+  } catch (...) {
+    if (agreement.failed()) throw;
+    agreement.fail(std::current_exception());
+  }
 }
 
 }  // namespace hspec

@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "hspec/analysis/analyze.hpp"
 #include "hspec/analysis/analyze_estimators.hpp"
+#include "hspec/distributed/communicator.hpp"
 #include "hspec/error.hpp"
 #include "progress_line.hpp"
 
@@ -78,15 +79,19 @@ Command add_analyze(CLI::App& app) {
     install_stop_handlers();
     st->o.cancel = &g_cancel;
     std::unique_ptr<ProgressLine> progress;
-    if (!st->quiet) progress = std::make_unique<ProgressLine>();
+    if (!st->quiet && is_output_rank()) progress = std::make_unique<ProgressLine>();
     st->o.progress = progress.get();
     const AnalyzeReport r = run_analyze(st->o);
     st->o.progress = nullptr;
     if (progress) progress->finish();  // the live line goes before the results are printed
-    if (st->json != "-") std::cout << report_summary(r) << std::flush;
-    if (!st->json.empty()) write_output(st->json, report_json(r));
-    if (!st->plot.empty() && r.has_density) write_output(st->plot, density_plot_svg(r));
+    if (is_output_rank()) {            // on several ranks every rank holds the same report
+      if (st->json != "-") std::cout << report_summary(r) << std::flush;
+      if (!st->json.empty()) write_output(st->json, report_json(r));
+      if (!st->plot.empty() && r.has_density) write_output(st->plot, density_plot_svg(r));
+    }
     if (g_signal != 0) return 128 + static_cast<int>(g_signal);
+    // A rank stopped because another rank was signalled (the batch system's SIGTERM).
+    if (r.interrupted) return 128 + SIGTERM;
     return r.converged ? 0 : 4;
   };
   return {a, run, check};

@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "hspec/analysis/analyze.hpp"
+#include "hspec/distributed/communicator.hpp"
 #include "hspec/error.hpp"
 #include "progress_line.hpp"
 
@@ -142,7 +143,7 @@ Command add_compare(CLI::App& app) {
     check();
     std::vector<Row> rows;
     std::unique_ptr<ProgressLine> progress;
-    if (!st->quiet) progress = std::make_unique<ProgressLine>();
+    if (!st->quiet && is_output_rank()) progress = std::make_unique<ProgressLine>();
     st->o.progress = progress.get();
     for (size_t i = 0; i < st->checkpoints.size(); ++i) {
       const std::string& path = st->checkpoints[i];
@@ -159,8 +160,9 @@ Command add_compare(CLI::App& app) {
       if (x.has_lambda_max() != y.has_lambda_max()) return x.has_lambda_max();
       return x.has_lambda_max() && x.lambda_max() > y.lambda_max();
     });
-    if (st->jsonl != "-") std::cout << table(rows) << std::flush;
-    if (!st->jsonl.empty()) {
+    // On several ranks every rank holds the same rows; rank 0 writes them.
+    if (st->jsonl != "-" && is_output_rank()) std::cout << table(rows) << std::flush;
+    if (!st->jsonl.empty() && is_output_rank()) {
       std::string lines;
       int rank = 0;
       for (const Row& r : rows) {

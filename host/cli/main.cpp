@@ -3,12 +3,14 @@
 // messages on stderr.
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
 #include "hspec/backends/cpu/blas_runtime.hpp"
+#include "hspec/distributed/communicator.hpp"
 #include "hspec/error.hpp"
 
 namespace hspec::cli {
@@ -35,16 +37,58 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// On several ranks every rank fails with the same error (include/hspec/distributed/
+// agreement.hpp) and the same code; rank 0 alone says it.
 int fail(int code, const std::string& msg) {
-  std::cerr << "hspec: " << one_line(msg) << "\n";
+  if (hspec::is_output_rank()) std::cerr << "hspec: " << one_line(msg) << "\n";
   return code;
 }
+
+// MPI_Finalize on every way out of main, exceptions included.
+struct DistributedSession {
+  DistributedSession(int* argc, char*** argv) { hspec::init_distributed(argc, argv); }
+  ~DistributedSession() { hspec::finalize_distributed(); }
+};
+
+// On several ranks, the last collective: every rank leaves with the highest exit code of
+// any rank (e.g. rank 0 alone failing to write the report), and only after rank 0 has
+// printed its message: a launcher that kills the job at the first non-zero exit (mpiexec,
+// srun --kill-on-bad-exit) cannot cut rank 0 short.
+int agreed_exit(int code) {
+  hspec::Communicator* comm = hspec::world();
+  if (comm == nullptr) return code;
+  std::cerr << std::flush;
+  int64_t c = code;
+  try {
+    comm->allreduce_max(&c, 1);
+  } catch (const std::exception&) {
+    return code;
+  }
+  return static_cast<int>(c);
+}
+
+int run_command(int argc, char** argv);
 
 }  // namespace
 
 int main(int argc, char** argv) {
   // Before anything else: may re-execute this program with OpenBLAS's kernels corrected.
   hspec::cpu::correct_openblas_core(argv);
+  // Then joins an MPI job when a launcher started this process (nothing otherwise).
+  std::unique_ptr<DistributedSession> session;
+  try {
+    session = std::make_unique<DistributedSession>(&argc, &argv);
+  } catch (const hspec::UsageError& e) {
+    return fail(2, e.what());
+  } catch (const std::exception& e) {
+    return fail(1, e.what());
+  }
+  return agreed_exit(run_command(argc, argv));
+}
+
+namespace {
+
+int run_command(int argc, char** argv) {
   CLI::App app{"hspec: Hessian spectrum of a trained model's loss, from the command line"};
   app.set_version_flag("--version", [] {
     return std::string("hspec ") + HSPEC_VERSION + "\nCPU kernels: " + hspec::cpu::kernel_summary();
@@ -78,3 +122,5 @@ int main(int argc, char** argv) {
   }
   return 1;
 }
+
+}  // namespace

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <memory>
 
 #include "hspec/analysis/analyze_estimators.hpp"
 #include "hspec/analysis/memory_plan.hpp"
@@ -43,6 +44,8 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
                     2.0 * double(plan.param_value_elems)) +
                8.0 * double(ds.labels.size() + ds.ids.size()) + 8.0 * n +
                double(gm.primal_per_sample + gm.tangent_per_sample);
+  if (opt.distributed != nullptr)  // a data-parallel rank's staging block and gradient
+    need.fixed += data_parallel_bytes(plan.num_params, max_block, sizeof(T));
   MemoryLimits limits;
   limits.max_memory = opt.max_memory;
   limits.host_default = default_host_budget();
@@ -70,23 +73,31 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
   report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
   if (dev.cuda) {
     // The op rules run on the card; the solver's basis lives there too.
-    GraphCurvatureOperator<T> op(graph, ds, go,
-                                 make_cuda_compute<T>(dev.index, opt.precision == "tf32"));
     auto space = make_cuda_space<T>(dev.index);
-    rep.loss_value = op.loss_value();
-    rep.grad_norm = op.grad_norm();
-    run_analyze_solver<T>(op, *space, opt, lo, cuda_eigensolver(dev.index), rep);
-    run_estimators<T>(op, *space, opt, rep);
+    const auto build = [&]() {
+      ShardOperator<T> s;
+      auto op = std::make_unique<GraphCurvatureOperator<T>>(
+          graph, ds, go, make_cuda_compute<T>(dev.index, opt.precision == "tf32"));
+      s.loss = op->loss_value();
+      s.gradient = op->gradient();
+      s.op = std::move(op);
+      return s;
+    };
+    run_analyze_operator<T>(build, *space, opt, lo, cuda_eigensolver(dev.index), dev.index, rep);
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
     return;
   }
-  GraphCurvatureOperator<T> op(graph, ds, go);
   CpuSpace<T> space;
-  rep.loss_value = op.loss_value();
-  rep.grad_norm = op.grad_norm();
-  run_analyze_solver<T>(op, space, opt, lo, lapack_eigensolver(), rep);
-  run_estimators<T>(op, space, opt, rep);
+  const auto build = [&]() {
+    ShardOperator<T> s;
+    auto op = std::make_unique<GraphCurvatureOperator<T>>(graph, ds, go);
+    s.loss = op->loss_value();
+    s.gradient = op->gradient();
+    s.op = std::move(op);
+    return s;
+  };
+  run_analyze_operator<T>(build, space, opt, lo, lapack_eigensolver(), -1, rep);
   rep.backend = "cpu";
   rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
 }
@@ -128,6 +139,7 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
   dopt.position_labels = true;
   Dataset ds = load_dataset(opt.data_path, opt.labels_path, dopt);
   truncate_dataset(ds, opt.samples);
+  const int64_t samples = ds.n;
   Loss loss;
   if (!opt.loss.empty())
     loss = parse_loss(opt.loss);
@@ -135,10 +147,11 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
     loss = Loss::MSE;
   else
     loss = plan.output_dim == 1 ? Loss::BCE : Loss::CE;
+  if (opt.distributed != nullptr) shard_for_run(ds, *opt.distributed);
 
   AnalyzeReport rep;
   rep.params = plan.num_params;
-  rep.samples = ds.n;
+  rep.samples = samples;
   rep.graph_source = graph.source;
   rep.graph_nodes = int64_t(graph.nodes.size());
   for (const std::string& p : graph.parameters)

@@ -60,7 +60,7 @@ void check_token_ids(const Plan& plan, const Dataset& ds) {
   for (size_t i = 0; i < ds.ids.size(); ++i)
     if (ds.ids[i] < 0 || ds.ids[i] >= plan.id_limit)
       throw InputError(src + ": token id " + std::to_string(ds.ids[i]) + " at sample " +
-                       std::to_string(int64_t(i) / ds.d) + ", position " +
+                       std::to_string(ds.first_sample + int64_t(i) / ds.d) + ", position " +
                        std::to_string(int64_t(i) % ds.d) + " is out of range [0, " +
                        std::to_string(plan.id_limit) + ") of '" + plan.id_table + "'");
 }
@@ -103,7 +103,7 @@ void check_graph_data_fits(const Plan& plan, const Dataset& ds, Loss loss) {
     if (ds.labels[i] < 0 || ds.labels[i] >= limit)
       throw InputError(
           src + ": label " + std::to_string(ds.labels[i]) + " at sample " +
-          std::to_string(int64_t(i) / positions) +
+          std::to_string(ds.first_sample + int64_t(i) / positions) +
           (positions > 1 ? ", position " + std::to_string(int64_t(i) % positions) : std::string()) +
           " is out of range [0, " + std::to_string(limit) + ") for loss " + loss_name(loss));
 }

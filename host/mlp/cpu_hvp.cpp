@@ -58,8 +58,8 @@ void check_data_fits(const Model& m, const Dataset& ds, Loss loss) {
   for (int64_t i = 0; i < ds.n; ++i) {
     if (ds.labels[i] < 0 || ds.labels[i] >= limit) {
       throw InputError(src + ": label " + std::to_string(ds.labels[i]) + " at sample " +
-                       std::to_string(i) + " is out of range [0, " + std::to_string(limit) +
-                       ") for loss " + loss_name(loss));
+                       std::to_string(ds.first_sample + i) + " is out of range [0, " +
+                       std::to_string(limit) + ") for loss " + loss_name(loss));
     }
   }
 }

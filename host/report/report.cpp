@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
 
 #include "hspec/analysis/analyze.hpp"
 #include "hspec/analysis/analyze_estimators.hpp"
@@ -54,6 +55,18 @@ std::string report_json(const AnalyzeReport& r) {
   j["precision"] = r.precision;
   j["backend"] = r.backend;
   j["device"] = r.device;
+  j["ranks"] = r.ranks;
+  if (r.ranks > 1) {
+    const DataParallelInfo& d = r.data_parallel;
+    nlohmann::json dp = {{"library", d.library},
+                         {"shard_samples", {d.shard_min, d.shard_max}},
+                         {"reductions", d.reductions},
+                         {"reduced_bytes_per_rank", d.reduced_bytes},
+                         {"resyncs", d.resyncs}};
+    if (!d.device_staging.empty()) dp["device_staging"] = d.device_staging;
+    if (r.timings) dp["reduce_seconds"] = d.reduce_seconds;
+    j["data_parallel"] = dp;
+  }
   if (r.backend == "cpu") {
     const cpu::KernelInfo& k = cpu::kernel_info();
     j["cpu_kernels"] = {{"library", k.library},
@@ -95,7 +108,14 @@ std::string report_summary(const AnalyzeReport& r) {
     s << " (" << r.params << " parameters, activation " << r.activation << ", loss " << r.loss
       << ")\n";
   }
-  s << "data      " << r.samples << " samples\n";
+  s << "data      " << r.samples << " samples";
+  if (r.ranks > 1)
+    s << " on " << r.ranks << " ranks (" << r.data_parallel.shard_min
+      << (r.data_parallel.shard_max != r.data_parallel.shard_min
+              ? "-" + std::to_string(r.data_parallel.shard_max)
+              : std::string())
+      << " each, products summed by " << r.data_parallel.library << ")";
+  s << "\n";
   s << "loss      " << fmt("%.6g", r.loss_value) << "   gradient norm " << fmt("%.3e", r.grad_norm)
     << "\n";
   s << "curvature " << r.curvature << ", " << r.precision << " on " << r.device << ", " << r.hvps

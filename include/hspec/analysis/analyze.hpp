@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "hspec/distributed/data_parallel.hpp"
 #include "hspec/mlp/model.hpp"
 #include "hspec/report/verdict.hpp"
 #include "hspec/solvers/density.hpp"
@@ -41,6 +42,9 @@ struct AnalyzeOptions {
   // When set, told what the run is doing (phases, products, Ritz values); the caller decides
   // what to show. Not part of the result: the report is the same with or without it.
   ProgressSink* progress = nullptr;
+  // Set by run_analyze itself when the job has several ranks (MPI): the shard and the
+  // collectives the operator uses. Callers leave it null.
+  DataParallelRun* distributed = nullptr;
   // Trace, density, verdict (README.md "Trace", "Density", "Verdict").
   bool trace = false;  // --trace: Hutch++/Hutchinson estimate
   std::string trace_method = "krylov-hutchpp";
@@ -91,10 +95,15 @@ struct AnalyzeReport {
   TraceResult trace_estimate;
   bool has_density = false;  // --density (SLQ; exact mode: the eigenvalues themselves)
   Density density;
+  int ranks = 1;                   // MPI ranks the products were shared by
+  DataParallelInfo data_parallel;  // when ranks > 1
   Verdict verdict;  // label empty when undecidable (no top or no bottom, interrupted)
 };
 
 // Validates the options (UsageError), loads the files (InputError), runs the solver.
+// Under an MPI launch of several ranks (include/hspec/distributed/), every rank calls it
+// with the same options: each keeps its shard of the samples, the products are summed over
+// the ranks, every rank returns the same report and throws the same error.
 AnalyzeReport run_analyze(const AnalyzeOptions& opt);
 
 // The JSON report (keys documented in README.md) and the short human summary.

@@ -18,7 +18,8 @@ struct Dataset {
   int64_t label_dim = 0;        // 0: one label per sample; T: per-position labels [N, T]
   std::vector<float> targets;   // size n * target_dim, or empty
   int64_t target_dim = 0;
-  std::string source;  // the file(s) it came from, for messages
+  std::string source;        // the file(s) it came from, for messages
+  int64_t first_sample = 0;  // index in the file of sample 0 (a rank's shard), for messages
 };
 
 // Loads from a safetensors file (tensors `inputs`, and `labels` or `targets`) or from an

@@ -1,6 +1,7 @@
 // `hspec analyze` for graph models (ONNX): the graph operator on the CPU or the CUDA compute
 // backend under the same solver, estimators, exact mode, verdict and report as the MLP path.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "hspec/analysis/analyze.hpp"
@@ -38,9 +39,12 @@ LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt);
 // The run's settings in the report: loss, curvature, precision, block, tol, seed, timings.
 void report_run_settings(const AnalyzeOptions& opt, Loss loss, AnalyzeReport& rep);
 uint64_t analyze_memory_budget(const AnalyzeOptions& opt);
+// The solver and estimators on the operator `build` makes, or, on several ranks
+// (opt.distributed), on the data-parallel operator over every rank's shard operator. `eig` is
+// exact mode's dense solver; `device` the CUDA device the operator's blocks live on (-1: host).
 template <class T>
-void run_analyze_solver(CurvatureOperator<T>& op, VectorSpace<T>& space, const AnalyzeOptions& opt,
-                        const LanczosOptions& lo, const SymmetricEigensolver& eig,
-                        AnalyzeReport& rep);
+void run_analyze_operator(const std::function<ShardOperator<T>()>& build, VectorSpace<T>& space,
+                          const AnalyzeOptions& opt, const LanczosOptions& lo,
+                          const SymmetricEigensolver& eig, int device, AnalyzeReport& rep);
 
 }  // namespace hspec

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "hspec/mlp/cpu_hvp.hpp"
 #include "hspec/operator.hpp"
@@ -23,6 +24,8 @@ class CudaCurvature : public CurvatureOperator<T> {
  public:
   virtual double loss_value() const = 0;
   virtual double grad_norm() const = 0;
+  // The gradient at the checkpoint (flat parameter order), on the host.
+  virtual const std::vector<double>& gradient() const = 0;
 };
 
 // Checks the data against the model (InputError, as the CPU operator) on the host, then
@@ -59,5 +62,19 @@ double cuda_gemm_tflops(int device, GemmPrecision precision, int64_t n);
 // eigenvectors in the same place, with the eigenvalues ascending in w (host, n). cuSOLVER
 // syevd in double; UsageError when its workspace does not fit the free device memory.
 void cuda_symmetric_eigensolve(int device, int64_t n, double* a, int64_t lda, double* w);
+
+}  // namespace hspec
+
+namespace hspec {
+
+// Host staging of device blocks for the reductions of a data-parallel run
+// (host/distributed/): page-locked host memory, and copies between a device block (any
+// leading dimension) and a packed rows x cols host buffer, synchronous.
+void* cuda_pinned_alloc(uint64_t bytes);
+void cuda_pinned_free(void* p) noexcept;
+template <class T>
+void cuda_block_to_host(int device, BlockView<const T> X, T* host);
+template <class T>
+void cuda_block_from_host(int device, const T* host, BlockView<T> Y);
 
 }  // namespace hspec
