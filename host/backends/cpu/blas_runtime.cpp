@@ -192,6 +192,14 @@ void correct_openblas_core(char** argv) {
   }
   if (passive) setenv("OMP_WAIT_POLICY", "passive", 1);
   std::fflush(nullptr);
+  // Exec the binary by its real path, not "/proc/self/exe": the process name comes from the
+  // path, and `ps`, `pkill hspec` and schedulers' tools must keep seeing "hspec".
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len > 0) {
+    self[len] = '\0';
+    execv(self, argv);
+  }
   execv("/proc/self/exe", argv);
   // Still here: exec failed (no /proc?). Run on with the slow kernels and say so.
   if (!fix.empty()) unsetenv("OPENBLAS_CORETYPE");
