@@ -41,6 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     app.parse(static_cast<int>(args.size()), argv.data());
   } catch (const CLI::ParseError&) {
     return 0;  // includes --help and --version
+  } catch (const hspec::UsageError&) {
+    return 0;  // a typed option's value refused while parsing (e.g. --device gpu)
   }
   for (const auto& c : commands) {
     if (!c.app->parsed() || !c.check) continue;

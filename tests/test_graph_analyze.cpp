@@ -35,11 +35,11 @@ AnalyzeOptions options(const GraphFiles& f) {
   o.data_path = f.data;
   o.top = 3;
   o.bottom = 2;
-  o.precision = "fp64";
+  o.precision = Precision::Fp64;
   o.tol = 1e-10;
   o.seed = 3;
   o.timings = false;
-  o.device = "cpu";
+  o.device = parse_device("cpu");
   return o;
 }
 
@@ -54,7 +54,7 @@ TEST(GraphAnalyze, MlpAsGraphGivesTheMlpPathsEigenvalues) {
   for (const char* curv : {"hessian", "ggn"}) {
     SCOPED_TRACE(curv);
     AnalyzeOptions o = options(f);
-    o.curvature = curv;
+    o.curvature = parse_curvature(curv);
     const AnalyzeReport mlp = run_analyze(o);
     const AnalyzeReport graph = run_analyze_graph(o, graph_from_mlp(load_model(f.model)));
     ASSERT_TRUE(mlp.converged);
@@ -79,7 +79,7 @@ TEST(GraphAnalyze, MlpAsGraphGivesTheMlpPathsEigenvalues) {
 TEST(GraphAnalyze, ReportNamesTheParameters) {
   const GraphFiles f;
   AnalyzeOptions o = options(f);
-  o.precision = "fp32";
+  o.precision = Precision::Fp32;
   Graph g = graph_from_mlp(load_model(f.model));
   g.source = "net.onnx";
   const AnalyzeReport r = run_analyze_graph(o, g);
@@ -101,14 +101,12 @@ TEST(GraphAnalyze, OptionRulesForGraphModels) {
   const GraphFiles f;
   const Graph g = graph_from_mlp(load_model(f.model));
   AnalyzeOptions o = options(f);
-  o.device = "gpu";
+  EXPECT_THROW(parse_device("gpu"), UsageError);  // the CLI's parse, before any run
+  o.device = parse_device("cpu");
+  o.precision = Precision::Tf32;  // a tensor-core format: CUDA only
   EXPECT_THROW(run_analyze_graph(o, g), UsageError);
   o = options(f);
-  o.device = "cpu";
-  o.precision = "tf32";  // a tensor-core format: CUDA only
-  EXPECT_THROW(run_analyze_graph(o, g), UsageError);
-  o = options(f);
-  o.activation = "relu";
+  o.activation = Activation::Relu;
   EXPECT_THROW(run_analyze_graph(o, g), UsageError);
   o = options(f);
   o.max_memory = 4096;
@@ -123,7 +121,7 @@ TEST(GraphAnalyze, DeviceRulesWithoutAGpu) {
   const GraphFiles f;
   const Graph g = graph_from_mlp(load_model(f.model));
   AnalyzeOptions o = options(f);
-  o.device = "cuda:0";
+  o.device = parse_device("cuda:0");
   try {
     run_analyze_graph(o, g);
     FAIL() << "--device cuda accepted without a device";
@@ -143,7 +141,7 @@ TEST(GraphAnalyze, DeviceRulesWithoutAGpu) {
               std::string::npos)
         << what;
   }
-  o.device = "auto";
+  o.device = parse_device("auto");
   const AnalyzeReport r = run_analyze_graph(o, g);
   EXPECT_EQ(r.backend, "cpu");
   if (built_with_cuda()) {

@@ -47,8 +47,8 @@ TrainOptions small_options(const std::string& data, const std::string& out) {
   TrainOptions o;
   o.data_path = data;
   o.layers = "8-16-3";
-  o.activation = "tanh";
-  o.loss = "ce";
+  o.activation = Activation::Tanh;
+  o.loss = Loss::CE;
   o.batch = 16;
   o.lr = 0.2;
   o.epochs = 8;
@@ -66,7 +66,7 @@ TEST(TrainTest, TinyRunReducesTheLoss) {
           .loss_value();
   for (const char* prec : {"fp32", "fp64"}) {
     SCOPED_TRACE(prec);
-    o.precision = prec;
+    o.precision = parse_precision(prec);
     int calls = 0;
     const TrainResult r =
         std::string(prec) == "fp32"
@@ -119,12 +119,12 @@ TEST(TrainTest, AnalyzeReportsTheFinalTrainingLoss) {
     SCOPED_TRACE(prec);
     const std::string out = tmp(std::string("analyze_") + prec + ".safetensors");
     TrainOptions o = small_options(data, out);
-    o.precision = prec;
+    o.precision = parse_precision(prec);
     const TrainResult r = run_train(o);
     AnalyzeOptions a;
     a.model_path = out;
     a.data_path = data;
-    a.precision = prec;
+    a.precision = parse_precision(prec);
     a.top = 1;
     a.bottom = 1;
     const AnalyzeReport rep = run_analyze(a);
@@ -232,7 +232,7 @@ TEST(TrainFashionTest, ThreeEpochsOn2048ImagesBelowOne) {
   o.labels_path = dir + "train-labels-idx1-ubyte.gz";
   o.samples = 2048;
   o.layers = "784-64-10";
-  o.activation = "tanh";
+  o.activation = Activation::Tanh;
   o.batch = 32;
   o.lr = 0.1;
   o.epochs = 3;

@@ -31,33 +31,24 @@ int rank_device(int count) {
 }
 
 // Shared with the graph path (host/graph/analyze_graph.cpp).
-DeviceChoice choose_device(const std::string& d) {
-  if (d == "cpu") return {};
-  if (d == "auto") {
+DeviceChoice choose_device(const DeviceRequest& d) {
+  if (d.kind == DeviceRequest::Kind::Cpu) return {};
+  if (d.kind == DeviceRequest::Kind::Auto) {
     if (const int count = cuda_device_count(); count > 0) return {true, rank_device(count), ""};
     // A driver too old for the runtime must not pass for "no GPU" silently.
     return {false, 0, built_with_cuda() ? cuda_probe_reason() : ""};
   }
-  if (d == "cuda" || d.rfind("cuda:", 0) == 0) {
-    int index = 0;
-    if (d.size() > 5) {
-      const std::string num = d.substr(5);
-      if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos || num.size() > 4)
-        throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
-      index = std::stoi(num);
-    }
-    const bool own_card = d.size() <= 5;  // plain `cuda`: the rank's card
-    if (!built_with_cuda())
-      throw UsageError("--device " + d + ": this hspec was built without CUDA");
-    const int count = cuda_device_count();
-    if (count == 0)
-      throw UsageError("--device " + d + ": no usable CUDA device (" + cuda_probe_reason() + ")");
-    if (own_card) index = rank_device(count);
-    if (index >= count)
-      throw UsageError("--device " + d + ": " + std::to_string(count) + " CUDA device(s) visible");
-    return {true, index, ""};
-  }
-  throw UsageError("--device: bad device '" + d + "' (auto, cpu, cuda, cuda:N)");
+  if (!built_with_cuda())
+    throw UsageError("--device " + d.text() + ": this hspec was built without CUDA");
+  const int count = cuda_device_count();
+  if (count == 0)
+    throw UsageError("--device " + d.text() + ": no usable CUDA device (" + cuda_probe_reason() +
+                     ")");
+  const int index = d.index < 0 ? rank_device(count) : d.index;  // plain `cuda`: the rank's card
+  if (index >= count)
+    throw UsageError("--device " + d.text() + ": " + std::to_string(count) +
+                     " CUDA device(s) visible");
+  return {true, index, ""};
 }
 
 SymmetricEigensolver cuda_eigensolver(int device) {
@@ -70,7 +61,7 @@ SymmetricEigensolver cuda_eigensolver(int device) {
 namespace {
 
 Loss infer_loss(const AnalyzeOptions& opt, const Model& m, const Dataset& ds) {
-  if (!opt.loss.empty()) return parse_loss(opt.loss);
+  if (opt.loss) return *opt.loss;
   if (m.has_loss_hint) return m.loss_hint;
   if (!ds.targets.empty()) return Loss::MSE;
   return m.output_dim() == 1 ? Loss::BCE : Loss::CE;
@@ -164,7 +155,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
            const DeviceChoice& dev, AnalyzeReport& rep) {
   const LanczosOptions lo = analyze_lanczos_options(opt);
   CpuOperatorOptions co;
-  co.curvature = parse_curvature(opt.curvature);
+  co.curvature = opt.curvature;
   co.loss = loss;
   co.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
   co.max_block = std::max<int64_t>(co.max_block, estimator_block(opt));  // trace, density
@@ -180,7 +171,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     CudaOperatorOptions cu;
     cu.base = co;
     cu.device = dev.index;
-    cu.tf32 = opt.precision == "tf32";
+    cu.tf32 = opt.precision == Precision::Tf32;
     cu.max_memory = co.memory_budget;  // its share of the device, set before it sizes itself
     auto space = make_cuda_space<T>(dev.index);
     // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
@@ -217,8 +208,8 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
 
 void report_run_settings(const AnalyzeOptions& opt, Loss loss, AnalyzeReport& rep) {
   rep.loss = loss_name(loss);
-  rep.curvature = curvature_name(parse_curvature(opt.curvature));
-  rep.precision = opt.precision;
+  rep.curvature = curvature_name(opt.curvature);
+  rep.precision = precision_name(opt.precision);
   rep.block = opt.block;
   rep.tol = opt.tol;
   rep.seed = opt.seed;
@@ -292,11 +283,6 @@ void check_analyze_options(const AnalyzeOptions& opt) {
   if (opt.max_hvps < 0) throw UsageError("--max-hvps must be >= 0");
   if (opt.max_basis < 0) throw UsageError("--max-basis must be >= 0");
   if (opt.samples < 0) throw UsageError("--samples must be >= 0");
-  parse_curvature(opt.curvature);
-  if (opt.precision != "fp32" && opt.precision != "fp64" && opt.precision != "tf32")
-    throw UsageError("--precision must be fp32, fp64 or tf32");
-  if (!opt.activation.empty()) parse_activation(opt.activation);
-  if (!opt.loss.empty()) parse_loss(opt.loss);
   check_estimator_options(opt);
 }
 
@@ -315,20 +301,20 @@ AnalyzeReport run_analyze_here(const AnalyzeOptions& opt) {
         opt, graph, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   const DeviceChoice dev = choose_device(opt.device);
-  if (opt.precision == "tf32" && !dev.cuda)
+  if (opt.precision == Precision::Tf32 && !dev.cuda)
     throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
 
   report_phase(opt.progress, "loading");
   Model model = load_model(opt.model_path);
-  if (!opt.activation.empty()) {
-    model.activation = parse_activation(opt.activation);
+  if (opt.activation) {
+    model.activation = *opt.activation;
   } else if (!model.has_activation_hint && model.layers.size() > 1) {
     throw UsageError(opt.model_path +
                      ": the checkpoint does not record its activation; pass --activation "
                      "(identity, relu, tanh, sigmoid, gelu)");
   }
   // fp32 compute: a weight beyond float range would become Inf in the operator's copy.
-  if (opt.precision != "fp64") {
+  if (opt.precision != Precision::Fp64) {
     for (const Layer& l : model.layers) {
       for (const auto* v : {&l.weight, &l.bias}) {
         for (size_t i = 0; i < v->size(); ++i) {
@@ -354,16 +340,17 @@ AnalyzeReport run_analyze_here(const AnalyzeOptions& opt) {
   rep.activation = model.layers.size() > 1 ? activation_name(model.activation) : "none";
   report_run_settings(opt, loss, rep);
   try {
-    if (opt.precision == "fp64")
+    if (opt.precision == Precision::Fp64)
       solve<double>(opt, model, ds, loss, dev, rep);
     else
       solve<float>(opt, model, ds, loss, dev, rep);
   } catch (const NumericalError& e) {
     // Inputs were checked finite, so NaN/Inf here is overflow during the run; say what helps.
     throw NumericalError(std::string(e.what()) +
-                         (opt.precision == "fp64"
+                         (opt.precision == Precision::Fp64
                               ? " (overflow in fp64: check the checkpoint's scale)"
-                              : " (overflow in " + opt.precision + "? try --precision fp64)"));
+                              : " (overflow in " + std::string(precision_name(opt.precision)) +
+                                    "? try --precision fp64)"));
   }
   rep.verdict = verdict_of(rep, opt.lr);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -36,7 +36,6 @@ void check_memory(const AnalyzeOptions& opt, double need, const char* what, cons
 }  // namespace
 
 void check_estimator_options(const AnalyzeOptions& opt) {
-  parse_trace_method(opt.trace_method);
   if (!(opt.trace_tol >= 0) || !(opt.trace_tol < 1))
     throw UsageError("--trace-tol must be in [0, 1)");
   if (opt.trace_hvps < 1 || opt.trace_hvps > 100000000)
@@ -86,7 +85,7 @@ void run_estimators(CurvatureOperator<T>& op, VectorSpace<T>& space, const Analy
   }
   if (opt.trace) {
     TraceOptions to;
-    to.method = parse_trace_method(opt.trace_method);
+    to.method = opt.trace_method;
     to.rel_tol = opt.trace_tol;
     to.max_products = opt.trace_hvps;
     to.round = kTraceRound;

@@ -19,17 +19,27 @@ Command add_train(CLI::App& app) {
       ->required();
   a->add_option("--labels", o->labels_path, "IDX labels (raw or .gz) for IDX images");
   a->add_option("--layers", o->layers, "widths, input first, e.g. 784-128-10")->required();
-  a->add_option("--activation", o->activation, "identity|relu|tanh|sigmoid|gelu")
-      ->capture_default_str();
-  a->add_option("--loss", o->loss, "ce|mse|bce")->capture_default_str();
+  // String options become typed values here, once (include/hspec/options.hpp).
+  a->add_option_function<std::string>(
+       "--activation", [o](const std::string& s) { o->activation = parse_activation(s); },
+       "identity|relu|tanh|sigmoid|gelu")
+      ->default_str(activation_name(o->activation));
+  a->add_option_function<std::string>(
+       "--loss", [o](const std::string& s) { o->loss = parse_loss(s); }, "ce|mse|bce")
+      ->default_str(loss_name(o->loss));
   a->add_option("--batch", o->batch, "minibatch size")->capture_default_str();
   a->add_option("--lr", o->lr, "learning rate")->capture_default_str();
   a->add_option("--epochs", o->epochs, "passes over the training data")->capture_default_str();
   a->add_option("--seed", o->seed, "seed of the initialisation and the shuffles")
       ->capture_default_str();
   a->add_option("--out", o->out_path, "checkpoint to write (.safetensors)")->required();
-  a->add_option("--device", o->device, "auto|cpu (cuda: not available yet)")->capture_default_str();
-  a->add_option("--precision", o->precision, "fp32|fp64")->capture_default_str();
+  a->add_option_function<std::string>(
+       "--device", [o](const std::string& s) { o->device = parse_device(s); },
+       "auto|cpu (cuda: not available yet)")
+      ->default_str(o->device.text());
+  a->add_option_function<std::string>(
+       "--precision", [o](const std::string& s) { o->precision = parse_precision(s); }, "fp32|fp64")
+      ->default_str(precision_name(o->precision));
   a->add_option("--samples", o->samples, "use the first N training samples (0: all)");
   a->add_option("--eval-data", o->eval_data_path, "held-out data for a final accuracy");
   a->add_option("--eval-labels", o->eval_labels_path, "IDX labels of the held-out data");
@@ -43,12 +53,12 @@ Command add_train(CLI::App& app) {
   };
   return {a,
           [o]() {
-            if (o->device == "auto" && cuda_device_count() > 0)
+            if (o->device.kind == DeviceRequest::Kind::Auto && cuda_device_count() > 0)
               std::cerr << "hspec train: training runs on the CPU (CUDA training is not "
                            "available yet)\n";
             // Minibatch means over the epoch, while the weights move; the final line is
             // the full training set at the final weights.
-            const bool classify = o->loss != "mse";
+            const bool classify = o->loss != Loss::MSE;
             const auto progress = [classify](const EpochStats& s) {
               char buf[160];
               if (classify)
@@ -64,7 +74,7 @@ Command add_train(CLI::App& app) {
             std::snprintf(buf, sizeof buf,
                           "trained   %s %s, loss %s, %lld samples, batch %lld, lr %g, %d epochs "
                           "(%lld steps) in %.1f s on %s\n",
-                          o->layers.c_str(), o->activation.c_str(), loss_name(r.loss),
+                          o->layers.c_str(), activation_name(o->activation), loss_name(r.loss),
                           static_cast<long long>(r.samples), static_cast<long long>(o->batch),
                           o->lr, o->epochs, static_cast<long long>(r.steps), r.seconds,
                           r.device.c_str());

@@ -106,6 +106,8 @@ int run_command(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return fail(2, std::string(e.what()) + " (see hspec --help)");
+  } catch (const hspec::UsageError& e) {  // an option's value, parsed into its typed form
+    return fail(2, std::string(e.what()) + " (see hspec --help)");
   }
 
   try {

@@ -38,8 +38,8 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
   RunMemoryNeed need = lanczos_basis_need(lo, plan.num_params, sizeof(T), max_block, dev.cuda);
   need.after = estimator_bytes(opt, plan.num_params, sizeof(T));
   const double n = double(plan.num_params), t = sizeof(T);
-  const GraphMemory gm = graph_memory(plan, max_block, sizeof(T),
-                                      parse_curvature(opt.curvature) == Curvature::Hessian);
+  const GraphMemory gm =
+      graph_memory(plan, max_block, sizeof(T), opt.curvature == Curvature::Hessian);
   need.fixed = t * (double(ds.inputs.size() + ds.targets.size()) + n +
                     2.0 * double(plan.param_value_elems)) +
                8.0 * double(ds.labels.size() + ds.ids.size()) + 8.0 * n +
@@ -60,7 +60,7 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
                  Loss loss, const DeviceChoice& dev, AnalyzeReport& rep) {
   const LanczosOptions lo = analyze_lanczos_options(opt);
   GraphOperatorOptions go;
-  go.curvature = parse_curvature(opt.curvature);
+  go.curvature = opt.curvature;
   go.loss = loss;
   go.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
   go.max_block = std::max<int64_t>(go.max_block, estimator_block(opt));
@@ -77,7 +77,7 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
     const auto build = [&]() {
       ShardOperator<T> s;
       auto op = std::make_unique<GraphCurvatureOperator<T>>(
-          graph, ds, go, make_cuda_compute<T>(dev.index, opt.precision == "tf32"));
+          graph, ds, go, make_cuda_compute<T>(dev.index, opt.precision == Precision::Tf32));
       s.loss = op->loss_value();
       s.gradient = op->gradient();
       s.op = std::move(op);
@@ -121,13 +121,13 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
   const auto t0 = std::chrono::steady_clock::now();
   check_analyze_options(opt);
   const DeviceChoice dev = choose_device(opt.device);
-  if (opt.precision == "tf32" && !dev.cuda)
+  if (opt.precision == Precision::Tf32 && !dev.cuda)
     throw UsageError("--precision tf32 needs a CUDA device (TF32 is a tensor-core format)");
-  if (!opt.activation.empty())
+  if (opt.activation)
     throw UsageError("--activation applies to MLP checkpoints only; " + graph.source +
                      " defines its activations as graph nodes");
   const Plan plan = make_plan(graph);
-  if (opt.precision != "fp64") {
+  if (opt.precision != Precision::Fp64) {
     for (const auto& [name, t] : graph.initializers)
       for (size_t i = 0; i < t.values.size(); ++i)
         if (std::fabs(t.values[i]) > std::numeric_limits<float>::max())
@@ -141,8 +141,8 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
   truncate_dataset(ds, opt.samples);
   const int64_t samples = ds.n;
   Loss loss;
-  if (!opt.loss.empty())
-    loss = parse_loss(opt.loss);
+  if (opt.loss)
+    loss = *opt.loss;
   else if (!ds.targets.empty())
     loss = Loss::MSE;
   else
@@ -158,15 +158,16 @@ AnalyzeReport run_analyze_graph(const AnalyzeOptions& opt, const Graph& graph,
     rep.parameters.emplace_back(p, graph.initializers.at(p).shape);
   report_run_settings(opt, loss, rep);
   try {
-    if (opt.precision == "fp64")
+    if (opt.precision == Precision::Fp64)
       solve_graph<double>(opt, graph, plan, ds, loss, dev, rep);
     else  // fp32, and tf32 (fp32 numbers, TF32 GEMMs on the card)
       solve_graph<float>(opt, graph, plan, ds, loss, dev, rep);
   } catch (const NumericalError& e) {
     throw NumericalError(std::string(e.what()) +
-                         (opt.precision == "fp64"
+                         (opt.precision == Precision::Fp64
                               ? " (overflow in fp64: check the model's scale)"
-                              : " (overflow in " + opt.precision + "? try --precision fp64)"));
+                              : " (overflow in " + std::string(precision_name(opt.precision)) +
+                                    "? try --precision fp64)"));
   }
   rep.verdict = verdict_of(rep, opt.lr);
   rep.seconds =

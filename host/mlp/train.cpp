@@ -88,10 +88,10 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
                       const std::function<void(const EpochStats&)>& progress) {
   const bool fp32 = std::is_same<T, float>::value;
   TrainResult r;
-  r.loss = parse_loss(opt.loss);
+  r.loss = opt.loss;
   r.classification = r.loss != Loss::MSE;
   r.samples = train.n;
-  r.model = random_mlp(parse_layers(opt.layers), parse_activation(opt.activation), opt.seed);
+  r.model = random_mlp(parse_layers(opt.layers), opt.activation, opt.seed);
   check_data_fits(r.model, train, r.loss);
   if (eval) check_data_fits(r.model, *eval, r.loss);
   std::vector<double> theta = r.model.flatten();
@@ -180,7 +180,7 @@ std::map<std::string, std::string> train_metadata(const TrainOptions& opt, const
       {"hspec.train.steps", std::to_string(r.steps)},
       {"hspec.train.seed", std::to_string(opt.seed)},
       {"hspec.train.samples", std::to_string(r.samples)},
-      {"hspec.train.precision", opt.precision},
+      {"hspec.train.precision", precision_name(opt.precision)},
       {"hspec.train.final_loss", fmt(r.final_loss)},
   };
   if (r.classification) m["hspec.train.final_accuracy"] = fmt(r.final_accuracy);
@@ -195,19 +195,14 @@ std::map<std::string, std::string> train_metadata(const TrainOptions& opt, const
 void check_train_options(const TrainOptions& opt) {
   if (opt.data_path.empty()) throw UsageError("--data is required");
   parse_layers(opt.layers);
-  parse_activation(opt.activation);
-  parse_loss(opt.loss);
   if (opt.batch < 1) throw UsageError("--batch must be at least 1");
   if (!(opt.lr > 0) || !std::isfinite(opt.lr)) throw UsageError("--lr must be a positive number");
   if (opt.epochs < 1) throw UsageError("--epochs must be at least 1");
   if (opt.samples < 0 || opt.eval_samples < 0) throw UsageError("--samples must be >= 0");
-  if (opt.precision != "fp32" && opt.precision != "fp64")
-    throw UsageError("--precision must be fp32 or fp64");
-  if (opt.device == "cuda" || opt.device.rfind("cuda:", 0) == 0)
-    throw UsageError("--device " + opt.device +
+  if (opt.precision == Precision::Tf32) throw UsageError("--precision must be fp32 or fp64");
+  if (opt.device.cuda())
+    throw UsageError("--device " + opt.device.text() +
                      ": training on CUDA is not available yet (use --device cpu or auto)");
-  if (opt.device != "auto" && opt.device != "cpu")
-    throw UsageError("--device: bad device '" + opt.device + "' (auto, cpu)");
   if (opt.eval_data_path.empty() && !opt.eval_labels_path.empty())
     throw UsageError("--eval-labels needs --eval-data");
   if (!opt.out_path.empty()) {
@@ -231,8 +226,8 @@ TrainResult run_train(const TrainOptions& opt,
     truncate_dataset(eval, opt.eval_samples);
   }
   const Dataset* ev = opt.eval_data_path.empty() ? nullptr : &eval;
-  TrainResult r = opt.precision == "fp64" ? train_sgd<double>(opt, train, ev, progress)
-                                          : train_sgd<float>(opt, train, ev, progress);
+  TrainResult r = opt.precision == Precision::Fp64 ? train_sgd<double>(opt, train, ev, progress)
+                                                   : train_sgd<float>(opt, train, ev, progress);
   if (!opt.out_path.empty()) save_model(opt.out_path, r.model, r.loss, train_metadata(opt, r));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

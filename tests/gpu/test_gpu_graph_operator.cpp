@@ -217,7 +217,7 @@ AnalyzeOptions run_options(const RunFiles& f, const std::string& device) {
   o.block = 2;
   o.seed = 4;
   o.timings = false;
-  o.device = device;
+  o.device = parse_device(device);
   return o;
 }
 

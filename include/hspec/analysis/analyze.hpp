@@ -2,12 +2,14 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "hspec/distributed/data_parallel.hpp"
 #include "hspec/mlp/model.hpp"
+#include "hspec/options.hpp"
 #include "hspec/report/verdict.hpp"
 #include "hspec/solvers/density.hpp"
 #include "hspec/solvers/lanczos.hpp"
@@ -20,22 +22,22 @@ struct AnalyzeOptions {
   std::string params_path;  // --params: a state_dict (safetensors) for an ONNX --model
   std::string data_path;
   std::string labels_path;
-  std::string activation;  // "" = from the checkpoint's metadata
-  std::string loss;        // "" = from the metadata, else inferred from the data
+  std::optional<Activation> activation;  // none: from the checkpoint's metadata
+  std::optional<Loss> loss;              // none: from the metadata, else inferred from the data
   int top = 5;
   int bottom = 1;
-  std::string curvature = "hessian";
-  std::string precision = "fp32";  // fp32 | fp64 | tf32 (CUDA only)
+  Curvature curvature = Curvature::Hessian;
+  Precision precision = Precision::Fp32;  // tf32: CUDA only
   int block = 1;
   double tol = 1e-6;
   int64_t max_hvps = 0;   // 0 = the solver's default budget
   int64_t max_basis = 0;  // 0 = the solver's default
   int64_t samples = 0;    // 0 = all
   uint64_t seed = 0;
-  std::string device = "auto";  // auto | cpu | cuda | cuda:N
-  bool exact = false;           // dense matrix + LAPACK instead of Lanczos (small models)
-  uint64_t max_memory = 0;      // bytes; 0 = half of the host's physical memory
-  bool timings = true;          // false: the report omits wall times (byte-identical reruns)
+  DeviceRequest device;     // auto | cpu | cuda | cuda:N
+  bool exact = false;       // dense matrix + LAPACK instead of Lanczos (small models)
+  uint64_t max_memory = 0;  // bytes; 0 = half of the host's physical memory
+  bool timings = true;      // false: the report omits wall times (byte-identical reruns)
   // Set asynchronously (signal handler) to stop the solver early; the report then holds
   // the values so far and interrupted = true.
   const std::atomic<bool>* cancel = nullptr;
@@ -47,7 +49,7 @@ struct AnalyzeOptions {
   DataParallelRun* distributed = nullptr;
   // Trace, density, verdict (README.md "Trace", "Density", "Verdict").
   bool trace = false;  // --trace: Hutch++/Hutchinson estimate
-  std::string trace_method = "krylov-hutchpp";
+  TraceMethod trace_method = TraceMethod::KrylovHutchPP;
   double trace_tol = 0.005;  // relative standard error to stop at
   int64_t trace_hvps = 200;  // budget of products for the trace
   bool density = false;      // --density: stochastic Lanczos quadrature

@@ -32,7 +32,7 @@ struct DeviceChoice {
   std::string fallback;  // --device auto in a CUDA build that found no device: why
 };
 // --device auto|cpu|cuda|cuda:N; UsageError for a CUDA device this process cannot use.
-DeviceChoice choose_device(const std::string& device);
+DeviceChoice choose_device(const DeviceRequest& device);
 // Exact mode's dense solve on CUDA device `device` (cuSOLVER syevd).
 SymmetricEigensolver cuda_eigensolver(int device);
 LanczosOptions analyze_lanczos_options(const AnalyzeOptions& opt);

@@ -9,6 +9,7 @@
 
 #include "hspec/formats/dataset.hpp"
 #include "hspec/mlp/model.hpp"
+#include "hspec/options.hpp"
 
 namespace hspec {
 
@@ -18,17 +19,17 @@ struct TrainOptions {
   std::string eval_data_path;  // optional held-out set
   std::string eval_labels_path;
   std::string layers;  // "784-128-10": input width, hidden widths, outputs
-  std::string activation = "relu";
-  std::string loss = "ce";
+  Activation activation = Activation::Relu;
+  Loss loss = Loss::CE;
   int64_t batch = 32;
   double lr = 0.1;
   int epochs = 1;
   uint64_t seed = 0;
-  std::string out_path;            // checkpoint; "" = do not write one
-  std::string device = "auto";     // auto | cpu | cuda (not available yet)
-  std::string precision = "fp32";  // fp32 | fp64: the arithmetic of the SGD steps
-  int64_t samples = 0;             // 0 = all training samples
-  int64_t eval_samples = 0;        // 0 = all held-out samples
+  std::string out_path;                   // checkpoint; "" = do not write one
+  DeviceRequest device;                   // auto | cpu (cuda: not available yet)
+  Precision precision = Precision::Fp32;  // fp32 | fp64: the arithmetic of the SGD steps
+  int64_t samples = 0;                    // 0 = all training samples
+  int64_t eval_samples = 0;               // 0 = all held-out samples
 };
 
 // One epoch's progress: the mean minibatch loss and accuracy seen during the epoch (the
