@@ -1,7 +1,7 @@
 // Constant folding of shape subgraphs on hand-built ONNX graphs (protobuf API), against
 // hand-computed results: Shape/Gather/Range/Slice/Equal/Where/Concat/ConstantOfShape feeding
-// a Reshape whose sample axis must stay symbolic, and values that depend on the sample count
-// where hspec cannot keep them symbolic.
+// a Reshape whose sample axis must stay symbolic, an Expand over the samples, and values that
+// depend on the sample count where hspec cannot keep them symbolic.
 #include <gtest/gtest.h>
 
 #if HSPEC_WITH_ONNX
@@ -143,15 +143,32 @@ void expect_refused(Builder& b, const std::string& needle) {
   }
 }
 
-TEST(OnnxFold, SampleDependentValuesOutsideReshapeAreRefused) {
-  // Expand to [N, 6] depends on the sample count and feeds an Add.
+TEST(OnnxFold, SampleDependentValuesOutsideReshapeAndExpandAreRefused) {
+  // The sample count itself, as a float, scales x.
+  Builder b({6});
+  b.node("Shape", {"x"}, "s");
+  b.ints("zero", {0}, true);
+  b.node("Gather", {"s", "zero"}, "n");
+  Builder::attr_int(b.node("Cast", {"n"}, "nf"), "to", 1);
+  b.node("Mul", {"x", "nf"}, "out");
+  b.output("out");
+  expect_refused(b, "input 'nf' depends on the number of samples");
+}
+
+TEST(OnnxFold, ExpandOverTheSamplesKeepsTheSampleAxisSymbolic) {
+  // A constant expanded to [N, 6] (the target is Shape(x)) and added to x: the target's
+  // dimension 0 becomes -1, the samples.
   Builder b({6});
   b.node("Shape", {"x"}, "s");
   b.floats("one", {}, {1.0f});
   b.node("Expand", {"one", "s"}, "ones");
   b.node("Add", {"x", "ones"}, "out");
   b.output("out");
-  expect_refused(b, "input 'ones' depends on the number of samples");
+  const Graph g = load_onnx(b.save("expand"));
+  ASSERT_EQ(g.nodes.size(), 2u);
+  EXPECT_EQ(g.nodes[0].op, "Expand");
+  EXPECT_EQ(g.initializers.at(g.nodes[0].inputs[1]).ints, (std::vector<int64_t>{-1, 6}));
+  EXPECT_TRUE(g.parameters.empty());
 }
 
 TEST(OnnxFold, ReshapeThatMovesTheSampleAxisIsRefused) {

@@ -1,7 +1,7 @@
 // Constant folding with shape propagation. The graph is evaluated twice, with two different
 // sample counts standing for the symbolic dimension 0: a folded value that differs between
-// the runs depends on the number of samples, which is allowed only as a Reshape target (it
-// is rewritten with -1 on the sample axis); every other folded value becomes a constant.
+// the runs depends on the number of samples, which is allowed only as a Reshape or Expand
+// target (rewritten with -1 on the sample axis); every other folded value becomes a constant.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -23,6 +23,9 @@ struct Value {
   bool constant = false;
   GraphTensor t;
 };
+
+// The two sample counts of the runs, which no model dimension is likely to equal by accident.
+constexpr int64_t kSamplesA = 7, kSamplesB = 11;
 
 struct Run {
   std::map<std::string, Value> values;
@@ -425,24 +428,48 @@ Run evaluate(const RawModel& m, int64_t batch) {
   return r;
 }
 
+// Whether an Expand target differs between the two runs (sample counts 7 and 11) only in
+// its dimension 0, which holds the run's sample count and is the output's dimension 0.
+bool is_sample_count_target(const Value& a, const Value& b, const Value& x) {
+  if (a.t.kind != GraphTensor::Kind::Int || a.t.ints.size() != b.t.ints.size() ||
+      a.t.ints.empty() || a.t.ints.size() < x.shape.size())
+    return false;
+  if (a.t.ints[0] != kSamplesA || b.t.ints[0] != kSamplesB) return false;
+  return std::equal(a.t.ints.begin() + 1, a.t.ints.end(), b.t.ints.begin() + 1);
+}
+
 }  // namespace
 
 void fold_constants(RawModel& m) {
   Graph& g = m.g;
-  // Two sample counts that no model dimension is likely to equal by accident.
-  const Run a = evaluate(m, 7), b = evaluate(m, 11);
+  const Run a = evaluate(m, kSamplesA), b = evaluate(m, kSamplesB);
   std::vector<GraphNode> kept;
   std::map<std::string, GraphTensor> inits;
   for (const auto& p : g.parameters) inits[p] = std::move(g.initializers.at(p));  // not read again
+  // A constant expanded over the samples (a folded Expand whose target's dimension 0 is the
+  // sample count) is kept as a node, its output left to the planner.
+  std::set<size_t> kept_expands;
+  std::set<std::string> expanded_over_samples;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (a.folded[i]) continue;
+    const GraphNode& n = g.nodes[i];
+    if (!a.folded[i] || n.op != "Expand" || n.inputs.size() != 2 || n.outputs.size() != 1) continue;
+    const Value &oa = a.values.at(n.outputs[0]), &ob = b.values.at(n.outputs[0]);
+    if (oa.t.shape == ob.t.shape || !oa.t.is_float()) continue;
+    if (!is_sample_count_target(a.values.at(n.inputs[1]), b.values.at(n.inputs[1]),
+                                a.values.at(n.inputs[0])))
+      continue;
+    kept_expands.insert(i);
+    expanded_over_samples.insert(n.outputs[0]);
+  }
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (a.folded[i] && !kept_expands.count(i)) continue;
     GraphNode n = g.nodes[i];
     const std::string where = m.file + ": " + label(n);
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const std::string& name = n.inputs[k];
       if (name.empty()) continue;
       const Value& va = a.values.at(name);
-      if (!va.constant) continue;
+      if (!va.constant || expanded_over_samples.count(name)) continue;
       const Value& vb = b.values.at(name);
       if (n.op == "Reshape" && k == 1 && a.values.at(n.inputs[0]).batched) {
         // The sample axis becomes -1, the others the per-sample shape this run found.
@@ -459,10 +486,21 @@ void fold_constants(RawModel& m) {
         n.attrs.erase("allowzero");
         continue;
       }
+      if (n.op == "Expand" && k == 1 && is_sample_count_target(va, vb, a.values.at(n.inputs[0]))) {
+        // A tensor broadcast over the samples (a ViT's class token, cls.expand(N, -1, -1)):
+        // the sample axis becomes -1, which the planner reads as "the samples".
+        GraphTensor t = va.t;
+        t.ints[0] = -1;
+        std::string fresh = n.outputs[0] + "::hspec_expand_target";
+        while (a.values.count(fresh)) fresh += "_";
+        inits[fresh] = t;
+        n.inputs[k] = fresh;
+        continue;
+      }
       if (va.t.shape != vb.t.shape || va.t.values != vb.t.values || va.t.ints != vb.t.ints)
         throw InputError(where + ": input '" + name +
                          "' depends on the number of samples, which hspec keeps symbolic only "
-                         "in Reshape targets");
+                         "in Reshape and Expand targets (as their dimension 0)");
       inits[name] = va.t;
     }
     kept.push_back(std::move(n));

@@ -337,7 +337,11 @@ Plan Planner::run() {
     plan_.param_offset.push_back(plan_.num_params);
     plan_.num_params += plan_.values[size_t(it->second)].numel();
   }
-  for (const GraphNode& n : g_.nodes) lower(n);
+  for (const GraphNode& n : g_.nodes) {
+    check_over_samples(n);
+    lower(n);
+    propagate_over_samples(n);
+  }
   if (plan_.input_is_int && plan_.id_limit == 0)
     throw InputError(g_.source + ": the integer input '" + g_.input +
                      "' (token ids) feeds no Gather (embedding lookup)");

@@ -2,7 +2,8 @@
 // so their second derivatives come from rules already tested: LayerNormalization as
 // ReduceMean / Sub / Mul / Rsqrt, Div by a value as a product with its Reciprocal, Pow with
 // a constant exponent, Where with a constant condition as masks, Expand as a broadcast Add
-// of zeros; Softmax is a step of its own.
+// of zeros (over the samples: one value that the consumers broadcast); Softmax is a step of
+// its own.
 #include <algorithm>
 #include <cmath>
 
@@ -202,16 +203,69 @@ void Planner::lower_expand(const GraphNode& n) {
   if (!t) fail(n, "the target shape is missing");
   const PlanValue& v = value(x);
   Shape target = t->ints;
+  // The importer writes -1 for a dimension 0 that is the number of samples.
+  const bool over_samples = !target.empty() && target[0] == -1;
+  if (over_samples) target[0] = 1;
   for (int64_t d : target)
     if (d < 0) fail(n, "negative extent in the target shape");
   if (v.batched()) {
     const size_t rank = v.shape.size() + 1;
     if (target.size() > rank) fail(n, "expanding would put axes before the sample axis");
+    if (over_samples && target.size() != rank)
+      fail(n, "the number of samples would land on an axis other than the sample axis");
     if (target.size() == rank) target[0] = 1;  // the sample axis stays as it is
+  } else if (over_samples && target.size() < v.shape.size()) {
+    fail(n, "the number of samples would land on an axis other than axis 0");
   }
   const int zeros = add_constant(temp(n.outputs[0], "zeros"), target,
                                  std::vector<double>(size_t(shape_numel(target)), 0.0));
-  binary(n, BinaryKind::Add, x, zeros, n.outputs[0]);
+  const int out = binary(n, BinaryKind::Add, x, zeros, n.outputs[0]);
+  // A parameter or constant expanded over the samples (a ViT's class token) stays one value
+  // for all samples, of extent 1 on axis 0: the ops that broadcast it against data (Concat,
+  // Add, ...) then compute exactly what the expanded tensor would give, and the backward pass
+  // of that broadcast sums the samples' adjoints into the parameter's gradient.
+  if (over_samples && !v.batched()) {
+    if (value(out).shape.empty() || value(out).shape[0] != 1)
+      fail(n, "the input's axis 0 must have extent 1 to be expanded over the samples");
+    over_samples_[out] = n.name;
+  }
+}
+
+void Planner::check_over_samples(const GraphNode& n) {
+  bool data = false, flagged = false;
+  std::string first;
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    if (n.inputs[i].empty() || !ids_.count(n.inputs[i])) continue;
+    const int id = ids_.at(n.inputs[i]);
+    data |= value(id).batched();
+    if (over_samples_.count(id) && !flagged) {
+      flagged = true;
+      first = n.inputs[i];
+    }
+  }
+  if (!flagged) return;
+  const bool elementwise = n.op == "Add" || n.op == "Sub" || n.op == "Mul" || n.op == "Div";
+  if (elementwise || (n.op == "Concat" && data)) return;
+  fail(n, "input '" + first + "' is expanded over the samples (by node '" +
+              over_samples_.at(ids_.at(first)) +
+              "'), which hspec supports only as an operand of Add, Sub, Mul or Div, or of a "
+              "Concat with data");
+}
+
+void Planner::propagate_over_samples(const GraphNode& n) {
+  if (over_samples_.empty() || !ids_.count(n.outputs[0])) return;
+  const int out = ids_.at(n.outputs[0]);
+  if (value(out).batched()) return;
+  for (const auto& name : n.inputs) {
+    if (name.empty() || !ids_.count(name) || !over_samples_.count(ids_.at(name))) continue;
+    // Still one value standing for all samples (e.g. the class token plus a constant).
+    if (value(out).shape.empty() || value(out).shape[0] != 1)
+      fail(n, "input '" + name + "' is expanded over the samples, but the result has extent " +
+                  std::to_string(value(out).shape.empty() ? 0 : value(out).shape[0]) +
+                  " on axis 0");
+    over_samples_[out] = over_samples_.at(ids_.at(name));
+    return;
+  }
 }
 
 void Planner::lower_cast(const GraphNode& n) {

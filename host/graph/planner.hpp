@@ -91,6 +91,10 @@ class Planner {
   void lower_where(const GraphNode& n);
   void lower_expand(const GraphNode& n);
   void lower_cast(const GraphNode& n);
+  // Values expanded over the samples (see lower_expand): refuses the ops that would not
+  // broadcast them like the expanded tensor, and marks the results that still stand for one.
+  void check_over_samples(const GraphNode& n);
+  void propagate_over_samples(const GraphNode& n);
   void lower_transpose(const GraphNode& n);
   void lower_slice(const GraphNode& n);
   void lower_split(const GraphNode& n);
@@ -106,6 +110,9 @@ class Planner {
   // Outputs the engine does not compute (LayerNormalization's Mean and InvStdDev): what
   // they are, for the error when a node reads one.
   std::map<std::string, std::string> absent_;
+  // Parameter or constant values of extent 1 on axis 0 that stand for a tensor expanded over
+  // the samples, with the Expand node that made them.
+  std::map<int, std::string> over_samples_;
 };
 
 }  // namespace hspec::planning
