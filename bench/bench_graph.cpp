@@ -141,7 +141,7 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, u
         "{\"device\": \"%s\", \"precision\": \"%s\", \"params\": %lld, \"samples\": %lld, "
         "\"block\": %lld, "
         "\"wall_ms_per_product\": %.2f, \"cpu_ms_per_product\": %.2f, \"setup_s\": %.3f, "
-        "\"loss\": %.10g, \"chunk\": %lld, \"primal_cached\": %s}\n",
+        "\"loss\": %.15g, \"chunk\": %lld, \"primal_cached\": %s}\n",
         cuda ? "cuda" : "cpu", sizeof(T) == 4 ? "fp32" : "fp64", (long long)P, (long long)ds.n,
         (long long)k, ms[ms.size() / 2] / double(k), cpu[cpu.size() / 2] / double(k), setup,
         op.loss_value(), (long long)op.chunk_size(), op.primal_cached() ? "true" : "false");
@@ -152,7 +152,8 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, u
   if (blocks) blocks->download(yp, y.data(), P * 8);
   std::vector<TensorData> t;
   for (const auto& [name, tensor] : g.initializers)
-    t.push_back(make_tensor(name, tensor.shape, tensor.values));
+    if (int64_t(tensor.values.size()) == tensor.numel())  // not the integer shape constants
+      t.push_back(make_tensor(name, tensor.shape, tensor.values));
   if (g.source == "resnet-bench") {  // an exported model's data is its --data file
     t.push_back(make_tensor("inputs", {ds.n, 1, 28, 28}, ds.inputs));
     t.push_back(make_tensor("labels", {ds.n}, ds.labels));
