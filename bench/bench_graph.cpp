@@ -3,6 +3,10 @@
 // seeded 28x28 inputs. Prints the loss, the median ms per product for blocks of 1 and 8
 // directions, and with --dump PATH writes weights, data, directions and the products to a
 // safetensors file, so bench/graph_vs_torch.py can check and time PyTorch on the same.
+// With --model M.onnx --data D.safetensors [--params P.safetensors] it times any exported
+// graph instead (token-id inputs and per-position labels as `hspec analyze` reads them), and
+// --dump then writes every initializer, the directions, the products and the gradient
+// (bench/transformer_vs_torch.py). --threads N sets the BLAS's and hspec's loops' threads.
 // --device cuda runs the op rules on the CUDA compute backend with the blocks on the card
 // (scripts/gpu-check.sh's bench step); a product returns after its finiteness check has
 // synchronised the card, so the wall times are whole products.
@@ -16,7 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "hspec/backends/cpu/blas_runtime.hpp"
 #include "hspec/backends/cuda/cuda_compute.hpp"
+#include "hspec/formats/dataset.hpp"
+#include "hspec/formats/onnx.hpp"
 #include "hspec/formats/safetensors.hpp"
 #include "hspec/graph/graph_operator.hpp"
 #include "hspec/random.hpp"
@@ -134,7 +141,7 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, u
         "{\"device\": \"%s\", \"precision\": \"%s\", \"params\": %lld, \"samples\": %lld, "
         "\"block\": %lld, "
         "\"wall_ms_per_product\": %.2f, \"cpu_ms_per_product\": %.2f, \"setup_s\": %.3f, "
-        "\"loss\": %.10g, \"chunk\": %lld, \"primal_cached\": %s}\n",
+        "\"loss\": %.15g, \"chunk\": %lld, \"primal_cached\": %s}\n",
         cuda ? "cuda" : "cpu", sizeof(T) == 4 ? "fp32" : "fp64", (long long)P, (long long)ds.n,
         (long long)k, ms[ms.size() / 2] / double(k), cpu[cpu.size() / 2] / double(k), setup,
         op.loss_value(), (long long)op.chunk_size(), op.primal_cached() ? "true" : "false");
@@ -145,9 +152,12 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, u
   if (blocks) blocks->download(yp, y.data(), P * 8);
   std::vector<TensorData> t;
   for (const auto& [name, tensor] : g.initializers)
-    t.push_back(make_tensor(name, tensor.shape, tensor.values));
-  t.push_back(make_tensor("inputs", {ds.n, 1, 28, 28}, ds.inputs));
-  t.push_back(make_tensor("labels", {ds.n}, ds.labels));
+    if (int64_t(tensor.values.size()) == tensor.numel())  // not the integer shape constants
+      t.push_back(make_tensor(name, tensor.shape, tensor.values));
+  if (g.source == "resnet-bench") {  // an exported model's data is its --data file
+    t.push_back(make_tensor("inputs", {ds.n, 1, 28, 28}, ds.inputs));
+    t.push_back(make_tensor("labels", {ds.n}, ds.labels));
+  }
   t.push_back(make_tensor("directions", {8, P}, std::vector<double>(x.begin(), x.end())));
   t.push_back(make_tensor("products", {8, P}, std::vector<double>(y.begin(), y.end())));
   t.push_back(make_tensor("gradient", {P}, op.gradient()));
@@ -159,7 +169,8 @@ void run(const Graph& g, const Dataset& ds, int reps, const std::string& dump, u
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dump, precision = "fp32", device = "cpu";
+  std::string dump, precision = "fp32", device = "cpu", model, data, params;
+  int threads = 0;
   int64_t samples = 1024, width = 16;
   int reps = 5;
   uint64_t budget = 2ull << 30;  // the operator's default; --budget-mib to change
@@ -179,24 +190,53 @@ int main(int argc, char** argv) {
       reps = std::stoi(v);
     else if (a == "--device")
       device = v;
+    else if (a == "--model")
+      model = v;
+    else if (a == "--data")
+      data = v;
+    else if (a == "--params")
+      params = v;
+    else if (a == "--threads")
+      threads = std::stoi(v);
+    else {
+      std::fprintf(stderr, "hspec_bench_graph: unknown option %s\n", a.c_str());
+      return 2;
+    }
   }
+  if (model.empty() != data.empty()) {
+    std::fprintf(stderr, "hspec_bench_graph: --model and --data go together\n");
+    return 2;
+  }
+  if (threads > 0) cpu::set_threads(threads);
   if (device != "cpu" && device != "cuda") {
     std::fprintf(stderr, "hspec_bench_graph: --device cpu|cuda\n");
     return 2;
   }
-  const Graph g = resnet(width);
-  Dataset ds;
-  ds.n = samples;
-  ds.d = 28 * 28;
-  ds.source = "bench";
-  for (int64_t i = 0; i < samples * ds.d; ++i) ds.inputs.push_back(float(rng::uniform(11, 0, i)));
-  for (int64_t i = 0; i < samples; ++i) ds.labels.push_back(int64_t(rng::bits(11, 1, i) % 10));
   try {
+    Graph g;
+    Dataset ds;
+    if (!model.empty()) {
+      g = load_onnx(model);
+      if (!params.empty()) apply_params(g, params);
+      DatasetOptions dopt;
+      dopt.token_ids = g.input_is_int;
+      dopt.position_labels = true;
+      ds = load_dataset(data, "", dopt);
+      truncate_dataset(ds, samples);
+    } else {
+      g = resnet(width);
+      ds.n = samples;
+      ds.d = 28 * 28;
+      ds.source = "bench";
+      for (int64_t i = 0; i < samples * ds.d; ++i)
+        ds.inputs.push_back(float(rng::uniform(11, 0, i)));
+      for (int64_t i = 0; i < samples; ++i) ds.labels.push_back(int64_t(rng::bits(11, 1, i) % 10));
+    }
     if (precision == "fp64")
       run<double>(g, ds, reps, dump, budget, device == "cuda");
     else
       run<float>(g, ds, reps, dump, budget, device == "cuda");
-  } catch (const std::exception& e) {  // e.g. no usable CUDA device
+  } catch (const std::exception& e) {  // e.g. no usable CUDA device, an unreadable model
     std::fprintf(stderr, "hspec_bench_graph: %s\n", e.what());
     return 1;
   }
