@@ -212,7 +212,7 @@ AnalyzeOptions run_options(const RunFiles& f, const std::string& device) {
   o.data_path = f.data;
   o.top = 3;
   o.bottom = 1;
-  o.precision = "fp64";
+  o.precision = Precision::Fp64;
   o.tol = 1e-12;
   o.block = 2;
   o.seed = 4;
@@ -250,10 +250,10 @@ TEST(CudaGraphAnalyze, CudaRunsMatchCpuRuns) {
   expect_same_values(exact, cpu, 1e-9);
   // fp32 and tf32 on the card: fp32 rounding, and TF32's 10-bit mantissa.
   AnalyzeOptions lo = run_options(f, "cuda");
-  lo.precision = "fp32";
+  lo.precision = Precision::Fp32;
   lo.tol = 1e-4;
   expect_same_values(run_analyze_graph(lo, g), cpu, 1e-3);
-  lo.precision = "tf32";
+  lo.precision = Precision::Tf32;
   lo.tol = 1e-2;  // TF32 products carry ~1e-3 relative error: a tighter tol cannot be met
   expect_same_values(run_analyze_graph(lo, g), cpu, 3e-2);
 }
