@@ -250,13 +250,14 @@ TEST(Distributed, BadInputOnOneRankEndsEveryRankWithExit3) {
 TEST(Distributed, SigtermToOneRankGivesThePartialReport) {
   const std::string model = tmp("slow_model.safetensors"), data = tmp("slow_data.safetensors");
   const Model teacher = random_mlp({20, 64, 3}, Activation::Tanh, 4);
-  const Dataset ds = teacher_dataset(teacher, 4000, 5);
+  const Dataset ds = teacher_dataset(teacher, 40000, 5);
   save_model(model, random_mlp({20, 64, 3}, Activation::Tanh, 6), Loss::CE);
   write_safetensors(data, {make_tensor("inputs", {ds.n, ds.d}, ds.inputs),
                            make_tensor("labels", {ds.n}, ds.labels)});
   const std::string json_path = tmp("partial.json");
   std::remove(json_path.c_str());
-  // Far more work than the 3 s before the signal (about 30 s on one core).
+  // Far more work than the 3 s before the signal: about 20 s on one quiet core (a tenth of
+  // the samples took 2.2 s, too close to the signal's time).
   const std::string args = "analyze --model " + model + " --data " + data +
                            " --precision fp64 --top 40 --bottom 40 --tol 1e-12 --threads 1"
                            " --quiet --json " +
