@@ -1,4 +1,5 @@
-// safetensors reader (validates the whole header up front) and writer.
+// safetensors reader: the whole header is validated up front (offsets, sizes, dtypes, names)
+// before any tensor is read; the writer is safetensors_write.cpp.
 #include "hspec/formats/safetensors.hpp"
 
 #include <algorithm>
@@ -16,11 +17,15 @@
 #include <vector>
 
 #include "hspec/error.hpp"
+#include "safetensors_bytes.hpp"
 
 namespace hspec {
 namespace {
 
 using nlohmann::json;
+using safetensors_bytes::checked_mul;
+using safetensors_bytes::load_le;
+using safetensors_bytes::shape_str;
 
 // The reference implementation refuses headers above 100 MB; so do we, which also bounds
 // the memory the JSON parse can take.
@@ -68,12 +73,6 @@ std::string num(double v) {
   return buf;
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 // A non-negative JSON integer. Floats such as 2.0 are refused, as the reference parser
 // (serde usize) refuses them.
 bool as_u64(const json& v, uint64_t& out) {
@@ -86,22 +85,6 @@ bool as_u64(const json& v, uint64_t& out) {
     return true;
   }
   return false;
-}
-
-bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) {
-  if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return false;
-  out = a * b;
-  return true;
-}
-
-uint64_t load_le(const unsigned char* p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
-
-void store_le(unsigned char* p, uint64_t v, size_t n) {
-  for (size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
 // IEEE binary16 -> float; ldexp keeps subnormals exact.
@@ -406,97 +389,6 @@ std::vector<int64_t> SafeTensorsFile::read_int(const std::string& name) const {
   std::vector<int64_t> out(count);
   for (size_t i = 0; i < count; ++i) out[i] = element_int(t.dtype, bytes.data() + i * es);
   return out;
-}
-
-namespace {
-
-// numel of a caller-built shape; false when a dim is negative or the product overflows.
-bool shape_numel(const std::vector<int64_t>& shape, uint64_t& numel) {
-  numel = 1;
-  for (int64_t s : shape) {
-    if (s < 0 || !checked_mul(numel, static_cast<uint64_t>(s), numel)) return false;
-  }
-  return true;
-}
-
-template <class T>
-TensorData make_tensor_impl(const std::string& name, const std::vector<int64_t>& shape,
-                            const std::vector<T>& values, DType dtype) {
-  uint64_t numel;
-  if (!shape_numel(shape, numel) || numel != values.size()) {
-    throw Error("make_tensor '" + name + "': shape " + shape_str(shape) + " does not hold " +
-                std::to_string(values.size()) + " values");
-  }
-  TensorData t{name, dtype, shape, std::vector<unsigned char>(values.size() * sizeof(T))};
-  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  for (size_t i = 0; i < values.size(); ++i) {
-    Bits bits;
-    std::memcpy(&bits, &values[i], sizeof bits);
-    store_le(t.bytes.data() + i * sizeof(T), bits, sizeof(T));
-  }
-  return t;
-}
-
-}  // namespace
-
-TensorData make_tensor(const std::string& name, const std::vector<int64_t>& shape,
-                       const std::vector<float>& values) {
-  return make_tensor_impl(name, shape, values, DType::F32);
-}
-
-TensorData make_tensor(const std::string& name, const std::vector<int64_t>& shape,
-                       const std::vector<double>& values) {
-  return make_tensor_impl(name, shape, values, DType::F64);
-}
-
-TensorData make_tensor(const std::string& name, const std::vector<int64_t>& shape,
-                       const std::vector<int64_t>& values) {
-  return make_tensor_impl(name, shape, values, DType::I64);
-}
-
-void write_safetensors(const std::string& path, const std::vector<TensorData>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
-  // ordered_json keeps the tensors in the caller's order, as the reference writer does.
-  nlohmann::ordered_json hdr = nlohmann::ordered_json::object();
-  if (!metadata.empty()) hdr["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  std::set<std::string> names;
-  for (const TensorData& t : tensors) {
-    if (t.name == "__metadata__" || !names.insert(t.name).second) {
-      throw Error(path + ": cannot write tensor name '" + t.name + "' twice or as __metadata__");
-    }
-    uint64_t numel, nbytes;
-    if (!shape_numel(t.shape, numel) || !checked_mul(numel, dtype_size(t.dtype), nbytes) ||
-        nbytes != t.bytes.size()) {
-      throw Error(path + ": tensor '" + t.name + "' holds " + std::to_string(t.bytes.size()) +
-                  " bytes, which do not match shape " + shape_str(t.shape) + " of " +
-                  dtype_name(t.dtype));
-    }
-    hdr[t.name] = {{"dtype", dtype_name(t.dtype)},
-                   {"shape", t.shape},
-                   {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
-  }
-  std::string text;
-  try {
-    text = hdr.dump();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": cannot encode the header: " + e.what());
-  }
-  text.append((8 - text.size() % 8) % 8, ' ');
-  unsigned char len[8];
-  store_le(len, text.size(), 8);
-
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error(path + ": cannot open for writing: " + std::strerror(errno));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const TensorData& t : tensors) {
-    out.write(reinterpret_cast<const char*>(t.bytes.data()),
-              static_cast<std::streamsize>(t.bytes.size()));
-  }
-  out.close();
-  if (!out) throw Error(path + ": write failed: " + std::strerror(errno));
 }
 
 }  // namespace hspec
