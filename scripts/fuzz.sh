@@ -12,7 +12,7 @@ targets="${*:-fuzz_safetensors fuzz_idx fuzz_cli fuzz_onnx}"
 bash scripts/install-deps.sh
 bash scripts/install-fuzz-deps.sh
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DHSPEC_FUZZ=ON -DHSPEC_CUDA=OFF -DHSPEC_BUILD_TESTS=OFF >build-fuzz.configure.log
+  -DHSPEC_FUZZ=ON -DHSPEC_CUDA=OFF -DHSPEC_MPI=OFF -DHSPEC_BUILD_TESTS=OFF >build-fuzz.configure.log
 # fuzz_onnx exists only when the build found libonnx-dev and libprotobuf-dev.
 if ! grep -q "ONNX import ON" build-fuzz.configure.log; then
   echo "fuzz.sh: no ONNX support in this build; skipping fuzz_onnx" >&2

@@ -201,7 +201,9 @@ void Planner::lower_expand(const GraphNode& n) {
   const int x = input(n, 0);
   const GraphTensor* t = int_input(n, 1);
   if (!t) fail(n, "the target shape is missing");
-  const PlanValue& v = value(x);
+  // A copy: add_constant and binary below grow the value table, which would leave a
+  // reference dangling.
+  const PlanValue v = value(x);
   Shape target = t->ints;
   // The importer writes -1 for a dimension 0 that is the number of samples.
   const bool over_samples = !target.empty() && target[0] == -1;
