@@ -175,14 +175,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     cu.max_memory = co.memory_budget;  // its share of the device, set before it sizes itself
     auto space = make_cuda_space<T>(dev.index);
     // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
-    const auto build = [&]() {
-      ShardOperator<T> s;
-      auto op = make_cuda_operator<T>(model, ds, cu);
-      s.loss = op->loss_value();
-      s.gradient = op->gradient();
-      s.op = std::move(op);
-      return s;
-    };
+    const auto build = [&]() { return shard_operator<T>(make_cuda_operator<T>(model, ds, cu)); };
     run_operator<T>(build, *space, opt, lo, cuda_eigensolver(dev.index), dev.index, rep);
     rep.backend = "cuda";
     rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
@@ -191,12 +184,7 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     if (is_output_rank()) cpu::warn_if_slow_kernels(model.num_params(), ds.n);
     CpuSpace<T> space;
     const auto build = [&]() {
-      ShardOperator<T> s;
-      auto op = std::make_unique<CpuCurvatureOperator<T>>(model, ds, co);
-      s.loss = op->loss_value();
-      s.gradient = op->gradient();
-      s.op = std::move(op);
-      return s;
+      return shard_operator<T>(std::make_unique<CpuCurvatureOperator<T>>(model, ds, co));
     };
     run_operator<T>(build, space, opt, lo, lapack_eigensolver(), -1, rep);
     rep.backend = "cpu";

@@ -75,13 +75,8 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
     // The op rules run on the card; the solver's basis lives there too.
     auto space = make_cuda_space<T>(dev.index);
     const auto build = [&]() {
-      ShardOperator<T> s;
-      auto op = std::make_unique<GraphCurvatureOperator<T>>(
-          graph, ds, go, make_cuda_compute<T>(dev.index, opt.precision == Precision::Tf32));
-      s.loss = op->loss_value();
-      s.gradient = op->gradient();
-      s.op = std::move(op);
-      return s;
+      return shard_operator<T>(std::make_unique<GraphCurvatureOperator<T>>(
+          graph, ds, go, make_cuda_compute<T>(dev.index, opt.precision == Precision::Tf32)));
     };
     run_analyze_operator<T>(build, *space, opt, lo, cuda_eigensolver(dev.index), dev.index, rep);
     rep.backend = "cuda";
@@ -90,12 +85,7 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
   }
   CpuSpace<T> space;
   const auto build = [&]() {
-    ShardOperator<T> s;
-    auto op = std::make_unique<GraphCurvatureOperator<T>>(graph, ds, go);
-    s.loss = op->loss_value();
-    s.gradient = op->gradient();
-    s.op = std::move(op);
-    return s;
+    return shard_operator<T>(std::make_unique<GraphCurvatureOperator<T>>(graph, ds, go));
   };
   run_analyze_operator<T>(build, space, opt, lo, lapack_eigensolver(), -1, rep);
   rep.backend = "cpu";

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,16 @@ struct ShardOperator {
   double loss = 0;
   std::vector<double> gradient;  // mean over the shard, flat parameter order
 };
+
+// The shard operator of a concrete operator: its loss and gradient, read once.
+template <class T, class Op>
+ShardOperator<T> shard_operator(std::unique_ptr<Op> op) {
+  ShardOperator<T> s;
+  s.loss = op->loss_value();
+  s.gradient = op->gradient();
+  s.op = std::move(op);
+  return s;
+}
 
 // Counters of a data-parallel run, for the report.
 struct DataParallelInfo {
