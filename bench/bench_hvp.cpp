@@ -3,7 +3,8 @@
 // v.Hu), then times them and prints one JSON line per (workload, block size): ms per HVP (median),
 // GFLOP/s at the nominal 12 N P flops per HVP and at the flops really executed, and the latter as a
 // fraction of the machine's GEMM rate (sgemm or dgemm, as the precision) measured in the same run,
-// and the BLAS library and kernel that ran.
+// and the BLAS library and kernel that ran. --engine graph runs the same MLP through the graph
+// engine (graph_from_mlp and the graph operator) instead of the MLP operator, for comparing them.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,12 +12,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "hspec/backends/cpu/blas.hpp"
 #include "hspec/backends/cpu/blas_runtime.hpp"
+#include "hspec/graph/graph_operator.hpp"
 #include "hspec/mlp/cpu_hvp.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
@@ -61,6 +64,7 @@ struct Args {
   int reps = 5;
   int threads = 0;  // 0: OMP_NUM_THREADS / the BLAS's default
   std::string precision = "fp32";
+  std::string engine = "mlp";
 };
 
 Args parse(int argc, char** argv) {
@@ -83,6 +87,10 @@ Args parse(int argc, char** argv) {
       a.precision = next();
       if (a.precision != "fp32" && a.precision != "fp64")
         throw std::runtime_error("--precision: fp32 or fp64");
+    } else if (s == "--engine") {
+      a.engine = next();
+      if (a.engine != "mlp" && a.engine != "graph")
+        throw std::runtime_error("--engine: mlp or graph");
     } else if (s == "--reps") {
       a.reps = std::stoi(next());
     } else if (s == "--blocks") {
@@ -97,7 +105,7 @@ Args parse(int argc, char** argv) {
       throw std::runtime_error(
           "usage: hspec_bench [--workload mlp_small|mlp_wide|all] "
           "[--samples N (0 = the workload's)] [--blocks 1,4,16] [--reps R] [--threads N] "
-          "[--precision fp32|fp64] [--cpu-time]");
+          "[--precision fp32|fp64] [--engine mlp|graph] [--cpu-time]");
     }
   }
   return a;
@@ -114,7 +122,7 @@ double hvp_flops(const hspec::Model& m, int64_t n) {
 
 // Batched products must equal one-at-a-time products, and H must be symmetric.
 template <class T>
-bool check(hspec::CpuCurvatureOperator<T>& op) {
+bool check(hspec::CurvatureOperator<T>& op) {
   const int64_t p = op.dim(), k = 2;
   std::vector<T> x(p * k), y(p * k), y1(p);
   for (int64_t i = 0; i < p * k; ++i) x[i] = static_cast<T>(hspec::rng::gaussian(99, 0, i));
@@ -159,11 +167,28 @@ int run(const Args& args) {
     opt.max_block = std::max<int64_t>(max_block, 2);  // the check applies 2 directions
     opt.memory_budget = 8ull << 30;
     const auto t0 = Clock::now();
-    hspec::CpuCurvatureOperator<T> op(model, ds, opt);
+    std::unique_ptr<hspec::CurvatureOperator<T>> owned;
+    int64_t chunk = 0;
+    if (args.engine == "graph") {
+      hspec::GraphOperatorOptions gopt;
+      gopt.loss = w.loss;
+      gopt.max_block = opt.max_block;
+      gopt.memory_budget = opt.memory_budget;
+      auto g = std::make_unique<hspec::GraphCurvatureOperator<T>>(hspec::graph_from_mlp(model), ds,
+                                                                  gopt);
+      chunk = g->chunk_size();
+      owned = std::move(g);
+    } else {
+      auto m = std::make_unique<hspec::CpuCurvatureOperator<T>>(model, ds, opt);
+      chunk = m->chunk_size();
+      owned = std::move(m);
+    }
+    hspec::CurvatureOperator<T>& op = *owned;
     const double setup = seconds_since(t0);
     const int64_t p = op.dim();
-    std::fprintf(stderr, "%s: %lld params, %lld samples, chunk %lld, primal %.2f s\n",
-                 w.name.c_str(), (long long)p, (long long)n, (long long)op.chunk_size(), setup);
+    std::fprintf(stderr, "%s (%s engine): %lld params, %lld samples, chunk %lld, primal %.2f s\n",
+                 w.name.c_str(), args.engine.c_str(), (long long)p, (long long)n, (long long)chunk,
+                 setup);
     if (!check(op)) {
       std::fprintf(stderr, "  products failed the check; not timing them\n");
       return 1;
@@ -185,12 +210,13 @@ int run(const Args& args) {
       const double gflops = 12.0 * n * p / (ms * 1e-3) / 1e9;
       const double real_gflops = hvp_flops(model, n) / (ms * 1e-3) / 1e9;
       std::printf(
-          "{\"workload\":\"%s\",\"backend\":\"cpu\",\"precision\":\"%s\",\"params\":%lld,"
+          "{\"workload\":\"%s\",\"engine\":\"%s\",\"backend\":\"cpu\",\"precision\":\"%s\","
+          "\"params\":%lld,"
           "\"samples\":%lld,\"block\":%lld,\"ms_per_hvp\":%.3f,\"gflops\":%.2f,"
           "\"gflops_executed\":%.2f,\"gemm_gflops\":%.2f,\"fraction_of_gemm\":%.3f,"
           "\"reps\":%d,\"threads\":%d,\"clock\":\"%s\",\"blas\":\"%s %s\",\"kernel\":\"%s\"}\n",
-          w.name.c_str(), precision, (long long)p, (long long)n, (long long)k, ms, gflops,
-          real_gflops, gemm, real_gflops / gemm, args.reps, blas.threads,
+          w.name.c_str(), args.engine.c_str(), precision, (long long)p, (long long)n, (long long)k,
+          ms, gflops, real_gflops, gemm, real_gflops / gemm, args.reps, blas.threads,
           g_cpu_time ? "cpu" : "wall", blas.library.c_str(), blas.version.c_str(),
           blas.kernel.c_str());
       std::fflush(stdout);

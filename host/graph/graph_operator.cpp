@@ -17,9 +17,10 @@ using graph_ops::Pass;
 template <class T>
 struct GraphCurvatureOperator<T>::Chunk {
   int64_t first = 0, n = 0;
-  std::vector<Buffer<T>> val, adj;      // per value id: Data values owning storage
-  std::vector<Buffer<int64_t>> argmax;  // per step (MaxPool)
-  Buffer<T> curv;                       // output curvature data
+  std::vector<Buffer<T>> val, adj;        // per value id: Data values owning storage
+  std::vector<Buffer<int64_t>> argmax;    // per step (MaxPool)
+  std::vector<Buffer<T>> deriv1, deriv2;  // per step (Unary): see Pass::deriv1
+  Buffer<T> curv;                         // output curvature data
 };
 
 // What every pass shares: non-Data values, the tangent buffers, the data and scratch.
@@ -113,8 +114,14 @@ GraphMemory graph_memory(const Plan& plan, int64_t max_block, size_t elem, bool 
   const uint64_t e = elem, k = uint64_t(std::max<int64_t>(max_block, 1));
   const uint64_t data = uint64_t(plan.data_elems_per_sample),
                  ws = uint64_t(plan.workspace_per_sample);
-  m.primal_per_sample =
-      e * (2 * data + uint64_t(plan.output_dim)) + 8 * uint64_t(plan.argmax_per_sample);
+  // Unary steps keep f'(x) and, for the Hessian, f''(x) g_y.
+  uint64_t unary = 0;
+  for (const PlanStep& s : plan.steps)
+    if (s.kind == StepKind::Unary && plan.values[size_t(s.out)].diff &&
+        plan.values[size_t(s.in[0])].batched())
+      unary += uint64_t(plan.values[size_t(s.in[0])].numel());
+  m.primal_per_sample = e * (2 * data + uint64_t(plan.output_dim) + (hessian ? 2 : 1) * unary) +
+                        8 * uint64_t(plan.argmax_per_sample);
   // Tangents and their adjoints, and the rules' scratch (about two workspaces per direction
   // plus the primal one, as the convolutions hold columns of both).
   m.tangent_per_sample = e * (2 * k * data + 2 * (k + 1) * ws);
@@ -247,6 +254,10 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
     p.adj[v] = p.adj[size_t(plan_.values[v].storage)];
   }
   p.argmax.assign(plan_.steps.size(), nullptr);
+  p.deriv1.assign(plan_.steps.size(), nullptr);
+  p.deriv2.assign(plan_.steps.size(), nullptr);
+  c.deriv1.resize(plan_.steps.size());
+  c.deriv2.resize(plan_.steps.size());
   set_indices(p, first);
   for (size_t i = 0; i < plan_.steps.size(); ++i) {
     const PlanStep& st = plan_.steps[i];
@@ -255,6 +266,11 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
       p.argmax[i] = c.argmax[i].data();
     }
     graph_ops::step_forward(p, st, i);
+    if (st.kind == StepKind::Unary && plan_.values[size_t(st.out)].diff) {
+      cx_->ensure(c.deriv1[i], p.count(st.in[0]));
+      graph_ops::cache_unary_derivatives(p, st, 1, c.deriv1[i].data());
+      p.deriv1[i] = c.deriv1[i].data();
+    }
   }
   const int out = plan_.output;
   cx_->ensure(c.curv, n * plan_.output_dim);
@@ -270,6 +286,13 @@ void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool 
   for (size_t i = plan_.steps.size(); i-- > 0 && backward;)
     if (plan_.values[size_t(plan_.steps[i].out)].diff)
       graph_ops::step_backward(p, plan_.steps[i], i, 1, p.adj);
+  if (hessian)
+    for (size_t i = 0; i < plan_.steps.size(); ++i) {
+      const PlanStep& st = plan_.steps[i];
+      if (st.kind != StepKind::Unary || !plan_.values[size_t(st.out)].diff) continue;
+      cx_->ensure(c.deriv2[i], p.count(st.in[0]));
+      graph_ops::cache_unary_derivatives(p, st, 2, c.deriv2[i].data());
+    }
   if (!accumulate) return;
   loss_ += loss_sum / double(total);
   correct_ += correct;
@@ -356,8 +379,13 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
     p.radj[v] = p.radj[o];
   }
   p.argmax.assign(plan_.steps.size(), nullptr);
-  for (size_t i = 0; i < plan_.steps.size(); ++i)
+  p.deriv1.assign(plan_.steps.size(), nullptr);
+  p.deriv2.assign(plan_.steps.size(), nullptr);
+  for (size_t i = 0; i < plan_.steps.size(); ++i) {
     if (plan_.steps[i].kind == StepKind::MaxPool) p.argmax[i] = c.argmax[i].data();
+    if (c.deriv1[i].size) p.deriv1[i] = c.deriv1[i].data();
+    if (c.deriv2[i].size) p.deriv2[i] = c.deriv2[i].data();
+  }
   set_indices(p, c.first);
   // Parameter tangents [k, numel] from the block's rows.
   for (size_t j = 0; j < plan_.params.size(); ++j) {

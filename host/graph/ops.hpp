@@ -24,7 +24,11 @@ struct Pass {
   std::vector<T*> val, adj, tan, radj;  // per value id, already resolved through storage
   std::vector<int64_t*> argmax;         // per step index (MaxPool)
   std::vector<const int64_t*> index;    // per step index (Gather with constant indices)
-  const int64_t* ids = nullptr;         // the chunk's token ids [n, per-sample] (integer input)
+  // Per step index (Unary steps whose output is differentiable), cached by the primal pass:
+  // f'(x), and f''(x) g_y with the primal adjoint g_y (Hessian only). Products then multiply
+  // instead of re-evaluating transcendental derivatives for every direction.
+  std::vector<const T*> deriv1, deriv2;
+  const int64_t* ids = nullptr;  // the chunk's token ids [n, per-sample] (integer input)
   std::vector<Buffer<T>>* slots = nullptr;
 
   Pass(Compute<T>& c, const Plan& p) : cx(c), plan(p) {}
@@ -69,6 +73,11 @@ HSPEC_OP_RULES(softmax)
 HSPEC_OP_RULES(layout)  // Transpose, Slice, Concat
 HSPEC_OP_RULES(gather)
 #undef HSPEC_OP_RULES
+
+// A Unary step's cached derivative into `out` (count(x) elements): order 1 is f'(x) (after
+// the step's forward), order 2 is f''(x) g_y (after the primal backward has set g_y).
+template <class T>
+void cache_unary_derivatives(Pass<T>& p, const PlanStep& s, int order, T* out);
 
 #define HSPEC_OP_INSTANTIATE(Name, T)                                          \
   template void Name##_forward<T>(Pass<T>&, const PlanStep&, size_t);          \

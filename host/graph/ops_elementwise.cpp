@@ -1,5 +1,6 @@
 // Elementwise steps. Unary y = f(x): R y = f'(x) Rx, g_x += f'(x) g_y, and the second-order
-// part R g_x += f''(x) g_y Rx. Binary with numpy broadcasting: Add/Sub are linear, Div is
+// part R g_x += f''(x) g_y Rx, with f'(x) and f''(x) g_y cached by the primal pass
+// (cache_unary_derivatives). Binary with numpy broadcasting: Add/Sub are linear, Div is
 // by a constant, Mul of two differentiable values is bilinear: R g_a += reduce(g_y Rb).
 // Broadcast adjoints reduce over the broadcast axes (reduce_to).
 #include "ops.hpp"
@@ -11,25 +12,45 @@ void unary_forward(Pass<T>& p, const PlanStep& s, size_t) {
   p.cx.unary(s.unary, p.val[s.in[0]], p.val[s.out], p.count(s.out));
 }
 
+namespace {
+// out[j n + i] (+)= d_i r[j n + i] for j < reps: a cached derivative applied to every direction.
 template <class T>
-void unary_backward(Pass<T>& p, const PlanStep& s, size_t, int64_t reps,
+void scale_by_cached(Pass<T>& p, const T* d, const T* r, T* out, int64_t n, int64_t reps,
+                     bool accumulate) {
+  p.cx.binary(BinaryKind::Mul, d, {1, n}, r, {reps, n}, out, {reps, n}, T(1), accumulate);
+}
+}  // namespace
+
+template <class T>
+void unary_backward(Pass<T>& p, const PlanStep& s, size_t i, int64_t reps,
                     const std::vector<T*>& adj) {
   const int x = s.in[0];
-  p.cx.unary_derivative(s.unary, 1, p.val[x], nullptr, adj[s.out], adj[x], p.count(x), reps, true);
+  scale_by_cached(p, p.deriv1.at(i), adj[s.out], adj[x], p.count(x), reps, true);
 }
 
 template <class T>
-void unary_rforward(Pass<T>& p, const PlanStep& s, size_t) {
+void unary_rforward(Pass<T>& p, const PlanStep& s, size_t i) {
   const int x = s.in[0];
-  p.cx.unary_derivative(s.unary, 1, p.val[x], nullptr, p.tan[x], p.tan[s.out], p.count(x), p.k,
-                        false);
+  scale_by_cached(p, p.deriv1.at(i), p.tan[x], p.tan[s.out], p.count(x), p.k, false);
 }
 
 template <class T>
-void unary_second_order(Pass<T>& p, const PlanStep& s, size_t) {
+void unary_second_order(Pass<T>& p, const PlanStep& s, size_t i) {
   const int x = s.in[0];
-  p.cx.unary_derivative(s.unary, 2, p.val[x], p.adj[s.out], p.tan[x], p.radj[x], p.count(x), p.k,
-                        true);
+  scale_by_cached(p, p.deriv2.at(i), p.tan[x], p.radj[x], p.count(x), p.k, true);
+}
+
+template <class T>
+void cache_unary_derivatives(Pass<T>& p, const PlanStep& s, int order, T* out) {
+  const int x = s.in[0];
+  const int64_t n = p.count(x);
+  if (order == 2) {  // f''(x) g_y
+    p.cx.unary_derivative(s.unary, 2, p.val[x], nullptr, p.adj[s.out], out, n, 1, false);
+    return;
+  }
+  T* ones = p.scratch(0, n);
+  p.cx.fill(ones, n, T(1));
+  p.cx.unary_derivative(s.unary, 1, p.val[x], nullptr, ones, out, n, 1, false);
 }
 
 template <class T>
@@ -120,6 +141,8 @@ void binary_second_order(Pass<T>& p, const PlanStep& s, size_t) {
 
 HSPEC_OP_INSTANTIATE(unary, float)
 HSPEC_OP_INSTANTIATE(unary, double)
+template void cache_unary_derivatives<float>(Pass<float>&, const PlanStep&, int, float*);
+template void cache_unary_derivatives<double>(Pass<double>&, const PlanStep&, int, double*);
 HSPEC_OP_INSTANTIATE(binary, float)
 HSPEC_OP_INSTANTIATE(binary, double)
 
