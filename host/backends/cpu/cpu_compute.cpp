@@ -229,20 +229,27 @@ template <class T>
 void CpuCompute<T>::reduce_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                               bool accumulate) {
   check_ranks(ss, sd);
-  if (!accumulate) std::fill(dst, dst + shape_numel(sd), T(0));
+  // Summed in double and rounded once: a bias adjoint sums thousands of samples, and a float
+  // running sum would lose digits that the products' GEMM terms keep.
+  const int64_t m = shape_numel(sd);
+  std::vector<double> acc(size_t(m), 0.0);
   // Iterate over the source; the destination index ignores the reduced axes.
   for_each_broadcast(ss, sd, sd,
                      [&](int64_t i, int64_t o, int64_t, int64_t n, int64_t sto, int64_t) {
                        const T* x = src + i;
                        if (sto == 0) {  // a run summed into one element
-                         T sum = T(0);
-                         for (int64_t j = 0; j < n; ++j) sum += x[j];
-                         dst[o] += alpha * sum;
+                         double sum = 0;
+                         for (int64_t j = 0; j < n; ++j) sum += double(x[j]);
+                         acc[size_t(o)] += sum;
                        } else {
-                         T* y = dst + o;
-                         for (int64_t j = 0; j < n; ++j) y[j * sto] += alpha * x[j];
+                         double* y = acc.data() + o;
+                         for (int64_t j = 0; j < n; ++j) y[j * sto] += double(x[j]);
                        }
                      });
+  for (int64_t i = 0; i < m; ++i) {
+    const T v = T(double(alpha) * acc[size_t(i)]);
+    dst[i] = accumulate ? dst[i] + v : v;
+  }
 }
 
 template class CpuCompute<float>;
