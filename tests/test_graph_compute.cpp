@@ -77,6 +77,23 @@ TEST(GraphCompute, BroadcastOpsMatchIndexArithmetic) {
     }
 }
 
+// A bias adjoint sums one value per sample. In float, the sum of 2^20 copies of 0.1f both
+// down a column (strided runs) and along a row (one run) must round once from the exact
+// sum: a running float sum is off by about 1e-2 relative here (it stalls once the total's
+// ulp exceeds the terms).
+TEST(GraphCompute, FloatReductionsRoundOnceFromTheExactSum) {
+  auto cx = make_cpu_compute<float>();
+  const int64_t n = int64_t(1) << 20;
+  const std::vector<float> src(size_t(2 * n), 0.1f);
+  const double exact = double(n) * double(0.1f);
+  float col[2] = {0, 0};
+  cx->reduce_to(src.data(), {n, 2}, col, {1, 2}, 1.0f, false);  // down the columns
+  float row = 1.0f;
+  cx->reduce_to(src.data(), {1, 2 * n}, &row, {1, 1}, 0.5f, true);  // one run, += 0.5 sum
+  for (float c : col) EXPECT_EQ(c, float(exact));
+  EXPECT_EQ(row, float(1.0 + exact));
+}
+
 TEST(GraphCompute, Im2colMatchesTheConvolutionIndexFormula) {
   auto cx = make_cpu_compute<double>();
   WindowGeom g;
