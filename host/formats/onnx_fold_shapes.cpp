@@ -256,6 +256,14 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
       // merged: a plain Reshape of the whole tensor, whose samples the planner locates.
       const bool names_samples = std::any_of(target.begin(), target.end(),
                                              [&](int64_t d) { return d > 0 && d % batch == 0; });
+      const bool inferred = std::any_of(target.begin(), target.end(), [&](int64_t d) {
+        return d == -1 || (d == 0 && attr_int(n, "allowzero", 0) == 0);
+      });
+      if (in[0]->moved && !names_samples && !inferred)
+        throw InputError(where + ": its target does not name the samples' dimension, which " +
+                         "the samples' Transpose moved off dimension 0 (an export traced on " +
+                         "one sample fixes the batch size in such targets: export with an " +
+                         "example batch of 2 or more)");
       if (in[0]->moved || (!keeps && names_samples)) {
         cin[0] = &probe;
         return eval_fold_op(n, cin, true, where).shape;
