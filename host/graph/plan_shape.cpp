@@ -75,7 +75,8 @@ void Planner::lower_shape(const GraphNode& n) {
     std::vector<int64_t> target = t->ints;
     if (data) {
       if (target.empty()) fail(n, "the target shape must keep the sample axis");
-      if (allowzero) fail(n, "allowzero=1 on data is not supported");
+      if (allowzero && std::count(target.begin(), target.end(), int64_t(0)))
+        fail(n, "allowzero=1 with a 0 in the target shape of data is not supported");
       // Which target axis holds the samples: the importer writes -1 there and the
       // per-sample extents elsewhere; otherwise target[0] stands for the samples whatever
       // it says (0, -1, an export's batch size), as in [N, ...] -> [N, ...] or [N H, ...].
