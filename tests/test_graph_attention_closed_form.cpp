@@ -117,11 +117,12 @@ TEST(GraphAttentionHostile, BadNodesNameTheNodeAndOp) {
         b.node("Transpose", {"h"}, "t").attrs["perm"] = attr_is({0, 1, 1});
       },
       "t_node", "Transpose", "not a permutation");
-  expect_refused(
+  expect_refused(  // the Transpose moves the samples to axis 1, which Softmax would mix
       [](Builder& b) {
         b.node("Transpose", {"h"}, "t").attrs["perm"] = attr_is({1, 0, 2});
+        b.node("Softmax", {"t"}, "p").attrs["axis"] = attr_i(1);
       },
-      "t_node", "Transpose", "sample axis");
+      "p_node", "Softmax", "would mix the samples");
   expect_refused(
       [](Builder& b) {
         GraphNode& n = b.node("Split", {"h", b.ints("s", {1, 2})}, "a");

@@ -1,6 +1,7 @@
 // End to end on the attention fixtures of tests/fixtures/make_attention_fixtures.py: a pre-LN
-// block with batch-first multi-head attention and a hand-written causal head, exported by the
-// dynamo and the legacy exporter, against PyTorch's float64 loss, gradient, Hessian- and
+// block with batch-first multi-head attention (hand-written, and nn.MultiheadAttention with
+// and without need_weights) and a hand-written causal head, exported by the dynamo and the
+// legacy exporter, against PyTorch's float64 loss, gradient, Hessian- and
 // Gauss-Newton-vector products and dense-Hessian eigenvalues (also after --params with the
 // perturbed state_dict).
 #include <gtest/gtest.h>
@@ -88,16 +89,31 @@ TEST(OnnxAttention, PreLnMultiheadBlockMatchesPyTorch) {
     for (bool pert : {false, true}) check_attention(f, "attn_preln", pert);
 }
 
-// nn.MultiheadAttention exports sequence-first (a Transpose moves the samples off dimension
-// 0, then a Reshape merges them with the heads): refused at load, naming the node.
-TEST(OnnxAttention, TorchMultiheadAttentionIsRefusedByName) {
+// nn.MultiheadAttention(batch_first=True) runs sequence-first: its exports move the samples
+// off dimension 0 ([T, N, E]), merge them with the heads ([N H, T, d]) or under the sequence
+// ([T N, E]) and back. Called with need_weights=False (as nn.TransformerEncoderLayer does)
+// and with the default need_weights=True (another path: bmm, then [T N, E]).
+TEST(OnnxAttention, TorchMultiheadAttentionMatchesPyTorch) {
+  for (const char* f : {"attn_mha_dynamo.onnx", "attn_mha_legacy.onnx"})
+    for (bool pert : {false, true}) check_attention(f, "attn_mha", pert);
+}
+
+TEST(OnnxAttention, TorchMultiheadAttentionWithWeightsMatchesPyTorch) {
+  for (const char* f : {"attn_mha_weights_dynamo.onnx", "attn_mha_weights_legacy.onnx"})
+    for (bool pert : {false, true}) check_attention(f, "attn_mha_weights", pert);
+}
+
+// The same block traced on one sample: torch.export specialises the batch size to 1 and
+// writes it into the Reshape targets behind the samples' Transpose ([5, 1, 3, 8]), where
+// the samples' dimension cannot be told apart; refused by name, saying what to do.
+TEST(OnnxAttention, TorchMultiheadAttentionTracedOnOneSampleIsRefusedByName) {
   try {
     load_onnx(fixture("attn_torch_mha_dynamo.onnx"));
     ADD_FAILURE() << "accepted";
   } catch (const InputError& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("(Transpose)"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("samples on dimension 0"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'node_view' (Reshape)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("example batch of 2 or more"), std::string::npos) << msg;
   }
 }
 

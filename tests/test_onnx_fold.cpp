@@ -179,6 +179,52 @@ TEST(OnnxFold, ReshapeThatMovesTheSampleAxisIsRefused) {
   expect_refused(b, "its target's first dimension (2) is not the samples' dimension");
 }
 
+// x [N, 2, 6] -> Transpose [2, N, 6] -> Reshape to [2, N, 3, 2] (the target holds N from
+// Shape(x)) -> Transpose [N, 2, 3, 2] -> Reshape [N, 12] -> Gemm: the moved samples' axis
+// of each Reshape target becomes -1, wherever it is.
+TEST(OnnxFold, ReshapeTargetsFollowMovedSamples) {
+  Builder b({2, 6});
+  b.node("Shape", {"x"}, "s");
+  b.ints("zero", {0});
+  b.node("Gather", {"s", "zero"}, "n1");  // [N]
+  b.ints("two", {2});
+  b.ints("three_two", {3, 2});
+  Builder::attr_int(b.node("Concat", {"two", "n1", "three_two"}, "target"), "axis", 0);
+  auto* t0 = b.node("Transpose", {"x"}, "t");
+  auto* perm = t0->add_attribute();
+  perm->set_name("perm");
+  perm->set_type(onnx::AttributeProto::INTS);
+  for (int64_t a : {1, 0, 2}) perm->add_ints(a);
+  b.node("Reshape", {"t", "target"}, "r");  // [2, N, 3, 2]
+  auto* t1 = b.node("Transpose", {"r"}, "rt");
+  auto* perm1 = t1->add_attribute();
+  perm1->set_name("perm");
+  perm1->set_type(onnx::AttributeProto::INTS);
+  for (int64_t a : {1, 0, 2, 3}) perm1->add_ints(a);
+  b.ints("twelve", {12});
+  Builder::attr_int(b.node("Concat", {"n1", "twelve"}, "flat"), "axis", 0);
+  b.node("Reshape", {"rt", "flat"}, "f");  // [N, 12]
+  b.floats("W", {12, 3}, std::vector<float>(36, 0.25f));
+  b.node("Gemm", {"f", "W"}, "out");
+  b.output("out");
+  const Graph g = load_onnx(b.save("moved"));
+  ASSERT_EQ(g.nodes.size(), 5u);
+  EXPECT_EQ(g.nodes[1].op, "Reshape");
+  EXPECT_EQ(g.initializers.at(g.nodes[1].inputs[1]).ints, (std::vector<int64_t>{2, -1, 3, 2}));
+  EXPECT_EQ(g.initializers.at(g.nodes[3].inputs[1]).ints, (std::vector<int64_t>{-1, 12}));
+  // The same target with the batch fixed at 1 (a trace on one sample) names no samples.
+  Builder c({2, 6});
+  c.ints("fixed", {2, 1, 3, 2});
+  auto* t2 = c.node("Transpose", {"x"}, "t");
+  auto* perm2 = t2->add_attribute();
+  perm2->set_name("perm");
+  perm2->set_type(onnx::AttributeProto::INTS);
+  for (int64_t a : {1, 0, 2}) perm2->add_ints(a);
+  c.node("Reshape", {"t", "fixed"}, "out");
+  c.output("out");
+  expect_refused(c, "example batch of 2 or more");
+}
+
 TEST(OnnxFold, HugeFoldedTensorsAreRefused) {
   Builder b({6});
   b.ints("big", {1 << 20, 1 << 20});

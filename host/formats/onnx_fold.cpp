@@ -53,7 +53,7 @@ Run evaluate(const RawModel& m, int64_t batch) {
     const GraphNode& n = g.nodes[i];
     const std::string where = m.file + ": " + label(n);
     std::vector<const Value*> in_v;
-    bool all_const = true, batched = false;
+    bool all_const = true, batched = false, moved = false;
     for (const auto& name : n.inputs) {
       if (name.empty()) {
         in_v.push_back(nullptr);
@@ -63,6 +63,7 @@ Run evaluate(const RawModel& m, int64_t batch) {
       in_v.push_back(&v);
       all_const = all_const && v.constant;
       batched = batched || v.batched;
+      moved = moved || v.moved;
     }
     const bool shape_only = (n.op == "Shape" || n.op == "Size") && !in_v.empty() && in_v[0];
     const bool castlike = n.op == "CastLike" && in_v.size() == 2 && in_v[0] && in_v[0]->constant;
@@ -100,8 +101,16 @@ Run evaluate(const RawModel& m, int64_t batch) {
     v.shape = infer_shape(n, in_v, batch, m.declared_batch, where);
     v.batched = batched;
     v.is_int = false;
-    if (batched && (v.shape.empty() || v.shape[0] % batch != 0))
+    // The ops that may move the samples off dimension 0 (the planner tracks where they go);
+    // every other op keeps them where its inputs hold them.
+    const bool moving =
+        n.op == "Transpose" || n.op == "Reshape" || n.op == "Squeeze" || n.op == "Unsqueeze";
+    v.moved = batched && (moved || (moving && (v.shape.empty() || v.shape[0] % batch != 0)));
+    if (batched && !v.moved && (v.shape.empty() || v.shape[0] % batch != 0))
       throw InputError(where + ": its output does not keep the samples on dimension 0");
+    if (v.moved && std::none_of(v.shape.begin(), v.shape.end(),
+                                [&](int64_t d) { return d > 0 && d % batch == 0; }))
+      throw InputError(where + ": its output does not keep the samples on one dimension");
     const Value first = v;
     r.values[n.outputs[0]] = std::move(v);
     for (size_t k = 1; k < n.outputs.size(); ++k) {
@@ -167,12 +176,23 @@ void fold_constants(RawModel& m) {
       if (!va.constant || expanded_over_samples.count(name)) continue;
       const Value& vb = b.values.at(name);
       if (n.op == "Reshape" && k == 1 && a.values.at(n.inputs[0]).batched) {
-        // The sample axis becomes -1, the others the per-sample shape this run found.
+        // The samples' dimension (the one that differs between the runs) becomes -1, the
+        // others the per-sample shape this run found.
         GraphTensor t;
         t.kind = GraphTensor::Kind::Int;
         const auto& out = a.values.at(n.outputs[0]).shape;
+        const auto& out_b = b.values.at(n.outputs[0]).shape;
         t.ints.assign(out.begin(), out.end());
-        t.ints[0] = -1;
+        size_t differing = 0, at = 0;
+        for (size_t d = 0; d < out.size() && out.size() == out_b.size(); ++d)
+          if (out[d] != out_b[d]) {
+            ++differing;
+            at = d;
+          }
+        if (differing != 1 || out[at] % kSamplesA != 0 || out_b[at] % kSamplesB != 0 ||
+            out[at] / kSamplesA != out_b[at] / kSamplesB)
+          throw InputError(where + ": its output does not keep the samples on one dimension");
+        t.ints[at] = -1;
         t.shape = {int64_t(t.ints.size())};
         std::string fresh = n.outputs[0] + "::hspec_reshape_target";
         while (a.values.count(fresh)) fresh += "_";

@@ -251,6 +251,23 @@ std::vector<int64_t> infer_shape(const GraphNode& n, const std::vector<const Val
       if (target.empty()) throw InputError(where + ": Reshape of samples to a scalar");
       const bool keeps = (target[0] == 0 && attr_int(n, "allowzero", 0) == 0) || target[0] == -1 ||
                          target[0] == batch || (declared_batch > 0 && target[0] == declared_batch);
+      // Otherwise (a sequence-first export's [T N, E] or [T, N, 3, E], or a Reshape of
+      // samples already moved) the target must name the run's sample count, alone or
+      // merged: a plain Reshape of the whole tensor, whose samples the planner locates.
+      const bool names_samples = std::any_of(target.begin(), target.end(),
+                                             [&](int64_t d) { return d > 0 && d % batch == 0; });
+      const bool inferred = std::any_of(target.begin(), target.end(), [&](int64_t d) {
+        return d == -1 || (d == 0 && attr_int(n, "allowzero", 0) == 0);
+      });
+      if (in[0]->moved && !names_samples && !inferred)
+        throw InputError(where + ": its target does not name the samples' dimension, which " +
+                         "the samples' Transpose moved off dimension 0 (an export traced on " +
+                         "one sample fixes the batch size in such targets: export with an " +
+                         "example batch of 2 or more)");
+      if (in[0]->moved || (!keeps && names_samples)) {
+        cin[0] = &probe;
+        return eval_fold_op(n, cin, true, where).shape;
+      }
       if (!keeps)
         throw InputError(where + ": its target's first dimension (" + std::to_string(target[0]) +
                          ") is not the samples' dimension");

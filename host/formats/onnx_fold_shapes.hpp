@@ -17,6 +17,9 @@ namespace hspec::onnx_import::fold_shapes {
 struct Value {
   std::vector<int64_t> shape;
   bool batched = false;
+  // The samples may have left dimension 0 (a Transpose or Reshape of the samples, or a value
+  // computed from one): they must then fill one dimension, wherever it is.
+  bool moved = false;
   bool is_int = false;
   bool constant = false;
   GraphTensor t;

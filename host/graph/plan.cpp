@@ -110,72 +110,75 @@ int Planner::binary(const GraphNode& n, BinaryKind kind, int a, int b, const std
   if (kind == BinaryKind::Div && vb.cls != ValueClass::Constant)
     fail(n, "division by a value that depends on the parameters or the data is not supported");
   const bool data = va.batched() || vb.batched();
-  const bool merge = va.merged || vb.merged;
-  if (merge) {  // the other operand may not reach ONNX axis 0, nor be unmerged data
-    const PlanValue& m = va.merged ? va : vb;
-    const PlanValue& o = va.merged ? vb : va;
-    if ((o.batched() && !o.merged) ||
-        (!o.batched() && o.shape.size() >= m.shape.size() && !o.shape.empty() && o.shape[0] != 1))
-      fail(n, "an operand spans axis 0, which holds the samples merged with another axis");
-  }
-  const Shape fa = full_shape(va), fb = full_shape(vb);
-  const size_t rank = std::max(fa.size(), fb.size());
-  if (rank + 1 > size_t(kMaxRank)) fail(n, "more than 7 dimensions");
-  if ((va.batched() && fa.size() != rank) || (vb.batched() && fb.size() != rank))
-    fail(n, "broadcasting would move the sample axis (dimension 0)");
-  Shape pa = padded(fa, rank), pb = padded(fb, rank), po(rank);
+  // Logical shapes (a Data value's sample axis holding its per-sample factors); every Data
+  // operand has the full rank and the same layout, so the samples stay where they are.
+  const SampleLayout layout = va.batched() ? va.samples : vb.samples;
+  if (va.batched() && vb.batched() && va.samples != vb.samples)
+    fail(n, "the operands hold their samples differently (" + describe(va.samples) + " vs " +
+                describe(vb.samples) + ")");
+  const Shape la = logical_shape(va), lb = logical_shape(vb);
+  const size_t rank = std::max(la.size(), lb.size());
+  if ((va.batched() && la.size() != rank) || (vb.batched() && lb.size() != rank))
+    fail(n,
+         "broadcasting would move the sample axis (dimension " + std::to_string(layout.axis) + ")");
+  const Shape pa = padded(la, rank), pb = padded(lb, rank);
+  Shape po(rank);
   for (size_t i = 0; i < rank; ++i) {
     if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1)
       fail(n, "shapes do not broadcast (" + std::to_string(pa[i]) + " vs " + std::to_string(pb[i]) +
                   " at axis " + std::to_string(i) + ")");
     po[i] = std::max(pa[i], pb[i]);
   }
-  if (data && po[0] != 1) fail(n, "a constant or parameter operand spans the sample axis");
+  if (data) {
+    const PlanValue& other = va.batched() ? vb : va;
+    const Shape& po_other = va.batched() ? pb : pa;
+    if (!other.batched() && po_other[size_t(layout.axis)] != 1) {
+      if (layout.standard()) fail(n, "a constant or parameter operand spans the sample axis");
+      fail(n, "a constant or parameter operand ('" + other.name + "') spans axis " +
+                  std::to_string(layout.axis) + ", which holds the samples (" + describe(layout) +
+                  ")");
+    }
+  }
   PlanStep s = step(n, StepKind::Binary);
   s.binary = kind;
   s.in = {a, b};
-  Shape vshape = data ? Shape(po.begin() + 1, po.end()) : po;
-  if (!data) {  // a leading sample axis of extent 1, so every step shape has one
-    pa.insert(pa.begin(), 1);
-    pb.insert(pb.begin(), 1);
-    po.insert(po.begin(), 1);
+  if (data) {
+    s.a_shape = step_shape(pa, layout, va.batched());
+    s.b_shape = step_shape(pb, layout, vb.batched());
+    s.out_shape = step_shape(po, layout, true);
+  } else {  // a leading sample axis of extent 1, so every step shape has one
+    s.a_shape = padded(pa, rank + 1);
+    s.b_shape = padded(pb, rank + 1);
+    s.out_shape = padded(po, rank + 1);
   }
-  s.a_shape = pa;
-  s.b_shape = pb;
-  s.out_shape = po;
+  if (s.out_shape.size() > size_t(kMaxRank) - 1) fail(n, "more than 7 dimensions");
+  const Shape vshape = data ? physical_shape(po, layout) : po;
   s.out = add_value(out, join(va.cls, vb.cls), vshape);
-  plan_.values.back().merged = merge;
+  if (data) set_layout(s.out, layout);
   add_step(std::move(s));
   return plan_.steps.back().out;
 }
 
 int Planner::alias(const GraphNode& n, int src, Shape shape, const std::string& out) {
+  return alias(n, src, std::move(shape), out, value(src).samples);
+}
+
+int Planner::alias(const GraphNode& n, int src, Shape shape, const std::string& out,
+                   const SampleLayout& layout) {
   if (shape_numel(shape) != value(src).numel())
     fail(n, "reshape from " + std::to_string(value(src).numel()) + " to " +
                 std::to_string(shape_numel(shape)) + " elements per sample");
   PlanStep s = step(n, StepKind::Alias);
   s.in = {src};
   const ValueClass cls = value(src).cls;
-  const bool merge = value(src).merged;
+  const bool is_int = value(src).is_int;
+  const int storage = value(src).storage;
   s.out = add_value(out, cls, std::move(shape));
-  plan_.values[size_t(s.out)].storage = value(src).storage;
-  plan_.values[size_t(s.out)].merged = merge;
-  plan_.values[size_t(s.out)].is_int = value(src).is_int;
+  plan_.values[size_t(s.out)].storage = storage;
+  if (cls == ValueClass::Data) set_layout(s.out, layout);
+  plan_.values[size_t(s.out)].is_int = is_int;
   add_step(std::move(s));
   return plan_.steps.back().out;
-}
-
-std::vector<int64_t> Planner::normalize_axes(const GraphNode& n, const PlanValue& v,
-                                             std::vector<int64_t> axes, int64_t rank) const {
-  for (int64_t& a : axes) {
-    if (a < -rank || a >= rank)
-      fail(n, "axis " + std::to_string(a) + " out of range for rank " + std::to_string(rank));
-    if (a < 0) a += rank;
-    if (a == 0 && v.batched()) fail(n, "cannot act on axis 0, the sample axis");
-  }
-  std::sort(axes.begin(), axes.end());
-  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end()) fail(n, "repeated axis");
-  return axes;
 }
 
 int Planner::reduce_mean(const GraphNode& n, int src, std::vector<int64_t> axes, bool keepdims,
@@ -220,16 +223,19 @@ void Planner::lower(const GraphNode& n) {
                                                              {"Sub", BinaryKind::Sub},
                                                              {"Mul", BinaryKind::Mul},
                                                              {"Div", BinaryKind::Div}};
-  static const std::set<std::string> on_merged = {
-      "Add",     "Sub",      "Mul",     "Div",    "Neg",      "Pow",     "Sqrt",
-      "Relu",    "Tanh",     "Sigmoid", "Erf",    "Gelu",     "Softmax", "Cast",
-      "Reshape", "Identity", "Dropout", "MatMul", "Transpose"};
-  if (!on_merged.count(op))
+  // The ops that map a moved sample axis (see SampleLayout); every other op needs the
+  // samples alone on axis 0 of each input.
+  static const std::set<std::string> on_moved = {
+      "Add",       "Sub",      "Mul",     "Div",    "Neg",     "Pow",       "Sqrt",    "Relu",
+      "Tanh",      "Sigmoid",  "Erf",     "Gelu",   "Softmax", "Cast",      "Reshape", "Squeeze",
+      "Unsqueeze", "Identity", "Dropout", "MatMul", "Gemm",    "Transpose", "Gather"};
+  if (!on_moved.count(op))
     for (size_t i = 0; i < n.inputs.size(); ++i)
-      if (!n.inputs[i].empty() && ids_.count(n.inputs[i]) && merged(ids_.at(n.inputs[i])))
-        fail(n, "input '" + n.inputs[i] +
-                    "' has its samples merged with another axis (a Reshape of [N, H, ...] to "
-                    "[N H, ...]), which " +
+      if (!n.inputs[i].empty() && ids_.count(n.inputs[i]) && moved(ids_.at(n.inputs[i])))
+        fail(n, "input '" + n.inputs[i] + "' holds its samples " +
+                    describe(value(ids_.at(n.inputs[i])).samples) +
+                    " (not alone on axis 0, e.g. after an exporter's Transpose or Reshape), "
+                    "which " +
                     op + " does not support");
   if (op == "Constant") {  // normally folded by the importer; accepted for robustness
     const GraphAttribute* v = n.attr("value");
@@ -252,7 +258,7 @@ void Planner::lower(const GraphNode& n) {
     }
     s.in = {x};
     s.out = add_value(n.outputs[0], value(x).cls, value(x).shape);
-    set_merged(s.out, merged(x));
+    set_layout(s.out, value(x).samples);
     add_step(std::move(s));
   } else if (op == "Div") {
     lower_div(n);
@@ -354,8 +360,9 @@ Plan Planner::run() {
   plan_.output = it->second;
   const PlanValue& out = plan_.values[size_t(plan_.output)];
   if (!out.batched()) throw InputError(g_.source + ": the output does not depend on the input");
-  if (out.merged)
-    throw InputError(g_.source + ": the output has its samples merged with another axis");
+  if (out.moved())
+    throw InputError(g_.source + ": the output '" + out.name + "' holds its samples " +
+                     describe(out.samples) + ", not alone on axis 0");
   plan_.output_dim = out.numel();
   // Memory figures: values owning storage, per sample (Data) or in total (Param).
   for (const PlanValue& v : plan_.values) {

@@ -42,16 +42,16 @@ void Planner::lower_gather(const GraphNode& n) {
   const GraphTensor& idx = *int_consts_.at(n.inputs[1]);
   const int x = input(n, 0);
   const PlanValue& vx = value(x);
-  Shape full = vx.shape;
-  if (vx.batched()) full.insert(full.begin(), 1);
+  const Shape full = logical_shape(vx);  // for Data: the samples' axis holds its factors
   const int64_t rank = int64_t(full.size());
   if (rank == 0) fail(n, "Gather on a scalar");
-  const int64_t axis = normalize_axes(n, vx, {axis_attr}, rank)[0];
+  const int64_t axis = logical_axes(n, {axis_attr}, rank)[0];
+  // The picked axis among the physical per-sample axes (the step axis less the samples).
+  const int64_t phys = vx.batched() ? step_axis(n, vx, axis) - 1 : axis;
   const int64_t extent = full[size_t(axis)];
   s.gather_axis = extent;
-  s.gather_outer = 1;
-  for (int64_t i = vx.batched() ? 1 : 0; i < axis; ++i) s.gather_outer *= full[size_t(i)];
-  s.gather_inner = shape_numel(Shape(full.begin() + axis + 1, full.end()));
+  s.gather_outer = shape_numel(Shape(vx.shape.begin(), vx.shape.begin() + phys));
+  s.gather_inner = shape_numel(Shape(vx.shape.begin() + phys + 1, vx.shape.end()));
   s.gather_count = idx.numel();
   if (int64_t(idx.ints.size()) != idx.numel()) fail(n, "the indices have the wrong size");
   for (int64_t j : idx.ints) {
@@ -63,9 +63,11 @@ void Planner::lower_gather(const GraphNode& n) {
   Shape shape(full.begin(), full.begin() + axis);
   shape.insert(shape.end(), idx.shape.begin(), idx.shape.end());
   shape.insert(shape.end(), full.begin() + axis + 1, full.end());
-  if (vx.batched()) shape.erase(shape.begin());
+  SampleLayout layout = vx.samples;
+  if (vx.batched() && axis < layout.axis) layout.axis += int64_t(idx.shape.size()) - 1;
   s.in = {x};
-  s.out = add_value(out, vx.cls, shape);
+  s.out = add_value(out, vx.cls, vx.batched() ? physical_shape(shape, layout) : shape);
+  set_layout(s.out, layout);
   add_step(std::move(s));
 }
 

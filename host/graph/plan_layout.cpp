@@ -1,7 +1,7 @@
 // Lowering of the layout ops to Layout steps: Transpose (perm), Slice (ONNX starts, ends,
 // axes, steps with negative and clamped indices), Split (one Slice per output) and Concat.
-// Step shapes carry the sample axis first (extent 1 for a parameter or constant), which no
-// layout op may move, cut or concatenate along.
+// Step shapes carry the sample axis first (extent 1 for a parameter or constant); a
+// Transpose may move the samples (see SampleLayout), no layout op may cut or join along them.
 #include <algorithm>
 #include <limits>
 #include <numeric>
@@ -25,7 +25,7 @@ Shape without_sample_axis(Shape s) {
 void Planner::lower_transpose(const GraphNode& n) {
   const int x = input(n, 0);
   const PlanValue& v = value(x);
-  const int64_t rank = int64_t(v.shape.size()) + (v.batched() && !v.merged ? 1 : 0);
+  const int64_t rank = int64_t(logical_shape(v).size());
   std::vector<int64_t> perm(static_cast<size_t>(rank));
   for (int64_t i = 0; i < rank; ++i) perm[size_t(i)] = rank - 1 - i;
   perm = attr_ints(n, "perm", perm);
@@ -34,25 +34,33 @@ void Planner::lower_transpose(const GraphNode& n) {
   std::vector<int64_t> iota(static_cast<size_t>(rank));
   std::iota(iota.begin(), iota.end(), 0);
   if (sorted != iota) fail(n, "perm is not a permutation of the " + std::to_string(rank) + " axes");
-  if (v.batched() && perm[0] != 0) fail(n, "perm moves axis 0, the sample axis");
   PlanStep s = step(n, StepKind::Layout);
   s.layout = LayoutKind::Transpose;
   s.in = {x};
   s.a_shape = with_sample_axis(v);
-  if (v.merged) {  // ONNX axis 0 is step axes 0 and 1, axis a >= 1 step axis a + 1
-    s.perm = {0, 1};
-    for (size_t i = 1; i < perm.size(); ++i) s.perm.push_back(perm[i] + 1);
-  } else if (v.batched()) {
-    s.perm = perm;
+  SampleLayout layout = v.samples;
+  if (v.batched()) {
+    // The samples go where perm puts their axis; the per-sample factors (that axis's outer
+    // and inner among them) keep their logical order, so only their permutation is copied.
+    s.perm = {0};
+    for (size_t i = 0; i < perm.size(); ++i) {
+      if (perm[i] == v.samples.axis) layout.axis = int64_t(i);
+      for (int64_t a : step_axes_of(v, perm[i])) s.perm.push_back(a);
+    }
   } else {
     s.perm = {0};
     for (int64_t a : perm) s.perm.push_back(a + 1);
   }
   s.out_shape = s.a_shape;
   for (size_t i = 0; i < s.perm.size(); ++i) s.out_shape[i] = s.a_shape[size_t(s.perm[i])];
-  const bool merge = v.merged;
+  iota.resize(s.perm.size());
+  std::iota(iota.begin(), iota.end(), 0);
+  if (v.batched() && s.perm == iota) {  // only the samples moved: the same data
+    alias(n, x, v.shape, n.outputs[0], layout);
+    return;
+  }
   s.out = add_value(n.outputs[0], v.cls, without_sample_axis(s.out_shape));
-  set_merged(s.out, merge);
+  set_layout(s.out, layout);
   add_step(std::move(s));
 }
 

@@ -15,24 +15,31 @@ void Planner::lower_gemm(const GraphNode& n) {
   const bool trans_a = attr_int(n, "transA", 0) != 0, trans_b = attr_int(n, "transB", 0) != 0;
   if (!va.batched()) fail(n, "the first input (A) must depend on the data");
   if (vb.batched()) fail(n, "a product of two data-dependent values is not supported yet");
-  if (va.shape.size() != 1) fail(n, "A must be 2-D [samples, features]");
+  // A is [rows, features] with the samples in the rows (alone, or merged with per-sample
+  // rows as in an exporter's [T N, E]): per sample, a product of its rows with op(B).
+  const Shape la = logical_shape(va);
+  if (la.size() != 2 || va.samples.axis != 0) fail(n, "A must be 2-D [samples, features]");
   if (trans_a) fail(n, "transA=1 would mix the samples");
   if (vb.shape.size() != 2)
     fail(n, "B has " + std::to_string(vb.shape.size()) + " dims, expected 2");
   const int64_t in = trans_b ? vb.shape[1] : vb.shape[0], out = trans_b ? vb.shape[0] : vb.shape[1];
-  if (in != va.shape[0])
-    fail(n,
-         "A has " + std::to_string(va.shape[0]) + " features but B expects " + std::to_string(in));
+  if (in != va.shape.back())
+    fail(n, "A has " + std::to_string(va.shape.back()) + " features but B expects " +
+                std::to_string(in));
   PlanStep s = step(n, StepKind::Linear);
   s.in = {a, b};
   s.alpha = alpha;
   s.trans_w = trans_b;
-  s.rows_per_sample = 1;
+  s.rows_per_sample = va.samples.outer * va.samples.inner;
   s.in_dim = in;
   s.out_dim = out;
   const bool has_c = has_input(n, 2) && beta != 0.0;
   const std::string& name = n.outputs[0];
-  s.out = add_value(has_c ? temp(name, "gemm") : name, ValueClass::Data, {out});
+  Shape shape = va.shape;
+  shape.back() = out;
+  const SampleLayout layout = va.samples;
+  s.out = add_value(has_c ? temp(name, "gemm") : name, ValueClass::Data, shape);
+  set_layout(s.out, layout);
   const int y = s.out;
   add_step(std::move(s));
   if (!has_c) return;
@@ -48,11 +55,18 @@ void Planner::lower_matmul(const GraphNode& n) {
   const int a = input(n, 0), b = input(n, 1);
   const PlanValue &va = value(a), &vb = value(b);
   if (va.batched() && vb.batched()) {  // per-sample (batched) matrix products
-    if (va.merged != vb.merged)
-      fail(n, "one operand has its samples merged with another axis and the other not");
-    const bool merge = va.merged;
+    if (va.samples != vb.samples)
+      fail(n, "the operands hold their samples differently (" + describe(va.samples) + " vs " +
+                  describe(vb.samples) + ")");
+    const SampleLayout layout = va.samples;
     if (va.shape.size() < 2 || vb.shape.size() < 2)
       fail(n, "a product of two data-dependent values needs operands of rank >= 3");
+    // Moved samples must sit on a batch axis of both (same logical rank); the batch axes,
+    // the samples' factors among them, then line up physically.
+    const int64_t ra = int64_t(logical_shape(va).size()), rb = int64_t(logical_shape(vb).size());
+    if (!layout.standard() && (ra != rb || layout.axis >= ra - 2))
+      fail(n, "the samples sit " + describe(layout) +
+                  ", which is not a batch axis shared by both operands");
     // Batch axes broadcast as numpy does: the shorter operand gets leading 1s, and an
     // operand whose batch axes are smaller is expanded (a broadcast Add of zeros), so the
     // product itself is one strided-batched GEMM per direction.
@@ -81,6 +95,7 @@ void Planner::lower_matmul(const GraphNode& n) {
       full.push_back(sh[sh.size() - 2]);
       full.push_back(sh.back());
       if (full == sh) continue;
+      if (!layout.standard()) fail(n, "batch axes would broadcast around moved samples");
       const std::string base = temp(n.outputs[0], side ? "b" : "a");
       Shape zshape = full;
       zshape.insert(zshape.begin(), 1);  // the sample axis
@@ -101,7 +116,7 @@ void Planner::lower_matmul(const GraphNode& n) {
     Shape shape = ea.shape;
     shape.back() = s.out_dim;
     s.out = add_value(n.outputs[0], ValueClass::Data, shape);
-    set_merged(s.out, merge);
+    set_layout(s.out, layout);
     add_step(std::move(s));
     return;
   }
@@ -109,6 +124,9 @@ void Planner::lower_matmul(const GraphNode& n) {
   if (vb.shape.size() != 2)
     fail(n, "the second input has " + std::to_string(vb.shape.size()) + " dims, expected 2");
   if (va.shape.empty()) fail(n, "the first input must have a feature axis");
+  const int64_t last = int64_t(logical_shape(va).size()) - 1;
+  if (va.samples.axis == last)
+    fail(n, "the contracted axis holds the samples (" + describe(va.samples) + ")");
   if (va.shape.back() != vb.shape[0])
     fail(n, "inner dimensions differ (" + std::to_string(va.shape.back()) + " vs " +
                 std::to_string(vb.shape[0]) + ")");
@@ -120,9 +138,9 @@ void Planner::lower_matmul(const GraphNode& n) {
   s.rows_per_sample = va.numel() / s.in_dim;
   Shape shape = va.shape;
   shape.back() = s.out_dim;
-  const bool merge = va.merged;
+  const SampleLayout layout = va.samples;
   s.out = add_value(n.outputs[0], ValueClass::Data, shape);
-  set_merged(s.out, merge);
+  set_layout(s.out, layout);
   add_step(std::move(s));
 }
 

@@ -53,19 +53,18 @@ void Planner::lower_shape(const GraphNode& n) {
   const int x = input(n, 0);
   const PlanValue& v = value(x);
   const bool data = v.batched();
-  const int64_t rank = int64_t(v.shape.size()) + (data ? 1 : 0);
-  Shape full = v.shape;
-  // ONNX axes: a merged value's axis 0 holds the samples times shape[0] (its placeholder here).
-  if (data && !v.merged) full.insert(full.begin(), 1);
-  Shape out;  // the full output shape (sample axis extent 1 for Data)
-  bool merge_out = false;
+  // Logical shapes: for Data the per-sample extents, the sample axis holding its factors.
+  const Shape full = logical_shape(v);
+  const int64_t rank = int64_t(full.size());
+  Shape out;
+  SampleLayout layout = v.samples;
   if (n.op == "Identity" || n.op == "Dropout") {
     out = full;
   } else if (n.op == "Flatten") {
     int64_t axis = attr_int(n, "axis", 1);
     if (axis < -rank || axis > rank) fail(n, "axis out of range");
     if (axis < 0) axis += rank;
-    if (data && axis != 1) fail(n, "only axis=1 keeps the sample axis");
+    if (data && (axis != 1 || v.moved())) fail(n, "only axis=1 keeps the sample axis");
     int64_t a = 1, b = 1;
     for (int64_t i = 0; i < rank; ++i) (i < axis ? a : b) *= full[size_t(i)];
     out = {a, b};
@@ -76,64 +75,69 @@ void Planner::lower_shape(const GraphNode& n) {
     std::vector<int64_t> target = t->ints;
     if (data) {
       if (target.empty()) fail(n, "the target shape must keep the sample axis");
-      target[0] = 1;  // whatever it says (0, -1, the exported batch size), axis 0 stays samples
-    }
-    int64_t known = 1, infer = -1;
-    for (size_t i = 0; i < target.size(); ++i) {
-      if (target[i] == 0 && !allowzero) {
-        if (i >= full.size()) fail(n, "0 in the target shape beyond the input's rank");
-        target[i] = full[i];
+      if (allowzero && std::count(target.begin(), target.end(), int64_t(0)))
+        fail(n, "allowzero=1 with a 0 in the target shape of data is not supported");
+      // Which target axis holds the samples: the importer writes -1 there and the
+      // per-sample extents elsewhere; otherwise target[0] stands for the samples whatever
+      // it says (0, -1, an export's batch size), as in [N, ...] -> [N, ...] or [N H, ...].
+      size_t q = 0;
+      const auto minus = std::find(target.begin(), target.end(), int64_t(-1));
+      if (target[0] > 0 && minus != target.end()) q = size_t(minus - target.begin());
+      layout = regroup(n, v, target, q, out);
+    } else {
+      int64_t known = 1, infer = -1;
+      for (size_t i = 0; i < target.size(); ++i) {
+        if (target[i] == 0 && !allowzero) {
+          if (i >= full.size()) fail(n, "0 in the target shape beyond the input's rank");
+          target[i] = full[i];
+        }
+        if (target[i] == -1) {
+          if (infer >= 0) fail(n, "more than one -1 in the target shape");
+          infer = int64_t(i);
+        } else if (target[i] < 0) {
+          fail(n, "negative extent in the target shape");
+        } else {
+          known *= target[i];
+        }
       }
-      if (target[i] == -1) {
-        if (infer >= 0) fail(n, "more than one -1 in the target shape");
-        infer = int64_t(i);
-      } else if (target[i] < 0) {
-        fail(n, "negative extent in the target shape");
-      } else {
-        known *= target[i];
+      if (infer >= 0) {
+        const int64_t total = shape_numel(full);
+        if (known == 0 || total % known != 0) fail(n, "cannot infer the -1 extent");
+        target[size_t(infer)] = total / known;
       }
+      out = target;
     }
-    const int64_t total = shape_numel(full);
-    if (data && infer < 0 && known > 0 && total != known && total % known == 0) {
-      // [N, H, ...] -> [N H, ...] (attention exports): the samples merge with H, samples
-      // major, so the data stay where they are and H is kept as a per-sample axis.
-      target[0] = total / known;
-      merge_out = true;
-    }
-    if (infer >= 0) {
-      if (known == 0 || total % known != 0) fail(n, "cannot infer the -1 extent");
-      target[size_t(infer)] = total / known;
-    }
-    out = target;
-  } else {  // Squeeze, Unsqueeze
+  } else {  // Squeeze, Unsqueeze: axes of extent 1 dropped or added; the samples stay put
     std::vector<int64_t> axes = attr_ints(n, "axes", {});
     if (const GraphTensor* t = int_input(n, 1)) axes = t->ints;
+    const int64_t p = data ? layout.axis : -1;
     if (n.op == "Squeeze") {
       if (axes.empty())
-        for (int64_t i = data ? 1 : 0; i < rank; ++i)
-          if (full[size_t(i)] == 1) axes.push_back(i);
-      axes = normalize_axes(n, v, axes, rank);
+        for (int64_t i = 0; i < rank; ++i)
+          if (full[size_t(i)] == 1 && i != p) axes.push_back(i);
+      axes = logical_axes(n, axes, rank);
       for (int64_t i = 0; i < rank; ++i) {
         const bool drop = std::count(axes.begin(), axes.end(), i) > 0;
+        if (drop && i == p) step_axis(n, v, i);  // refused: it holds the samples
         if (drop && full[size_t(i)] != 1)
           fail(n, "cannot squeeze axis " + std::to_string(i) + " of extent " +
                       std::to_string(full[size_t(i)]));
+        if (drop && i < p) --layout.axis;
         if (!drop) out.push_back(full[size_t(i)]);
       }
     } else {
       if (axes.empty()) fail(n, "axes are missing");
       const int64_t orank = rank + int64_t(axes.size());
-      axes = normalize_axes(n, v, axes, orank);
+      axes = logical_axes(n, axes, orank);
       size_t src = 0;
-      for (int64_t i = 0; i < orank; ++i)
-        out.push_back(std::count(axes.begin(), axes.end(), i) > 0 ? 1 : full[src++]);
+      for (int64_t i = 0; i < orank; ++i) {
+        const bool added = std::count(axes.begin(), axes.end(), i) > 0;
+        if (!added && int64_t(src) == p) layout.axis = i;
+        out.push_back(added ? 1 : full[src++]);
+      }
     }
   }
-  if (data && !merge_out) {
-    if (out.empty()) fail(n, "the result must keep the sample axis");
-    out.erase(out.begin());
-  }
-  set_merged(alias(n, x, out, n.outputs[0]), merge_out);
+  alias(n, x, data ? physical_shape(out, layout) : out, n.outputs[0], layout);
 }
 
 }  // namespace hspec::planning

@@ -50,7 +50,7 @@ int Planner::unary(const GraphNode& n, UnaryKind f, int x, const std::string& ou
   s.unary = f;
   s.in = {x};
   s.out = add_value(out, value(x).cls, value(x).shape);
-  set_merged(s.out, merged(x));
+  set_layout(s.out, value(x).samples);
   add_step(std::move(s));
   return plan_.steps.back().out;
 }
@@ -145,23 +145,23 @@ void Planner::lower_layernorm(const GraphNode& n) {
 void Planner::lower_softmax(const GraphNode& n) {
   const int x = input(n, 0);
   const PlanValue& v = value(x);
-  // ONNX rank (a merged value's axis 0 stands for the samples and shape[0]).
-  const int64_t rank = int64_t(v.shape.size()) + (v.batched() && !v.merged ? 1 : 0);
+  const int64_t rank = int64_t(logical_shape(v).size());
   int64_t axis = attr_int(n, "axis", -1);
   if (axis < -rank || axis >= rank)
     fail(n, "axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
   if (axis < 0) axis += rank;
-  if (axis == 0 && v.batched()) fail(n, "softmax over axis 0 would mix the samples");
+  if (v.batched() && axis == v.samples.axis)
+    fail(n, "softmax over axis " + std::to_string(axis) + " would mix the samples (they sit " +
+                describe(v.samples) + ")");
   PlanStep s = step(n, StepKind::Softmax);
   s.in = {x};
   s.a_shape = v.shape;
   s.a_shape.insert(s.a_shape.begin(), 1);  // step shapes: the sample axis first
-  s.axis = v.batched() && !v.merged ? axis : axis + 1;
+  s.axis = v.batched() ? step_axis(n, v, axis) : axis + 1;
   s.out_shape = s.a_shape;
   s.out_shape[size_t(s.axis)] = 1;
-  const bool merge = v.merged;
   s.out = add_value(n.outputs[0], v.cls, v.shape);
-  set_merged(s.out, merge);
+  set_layout(s.out, v.samples);
   add_step(std::move(s));
 }
 

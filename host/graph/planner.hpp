@@ -54,12 +54,41 @@ class Planner {
     return s;
   }
   ValueClass join(ValueClass a, ValueClass b) const { return a > b ? a : b; }
-  bool merged(int id) const { return value(id).merged; }
-  void set_merged(int id, bool m) { plan_.values[size_t(id)].merged = m; }
+  bool moved(int id) const { return value(id).moved(); }
+  void set_layout(int id, const SampleLayout& l) { plan_.values[size_t(id)].samples = l; }
+
+  // ---- sample layouts (plan_samples.cpp; see SampleLayout in plan.hpp) ----
+  // The logical (ONNX) shape: for Data the per-sample extents, the sample axis holding
+  // outer x inner (1 for the standard layout); otherwise the value's shape.
+  static Shape logical_shape(const PlanValue& v);
+  // The physical per-sample shape of Data of logical shape `logical` under layout l.
+  static Shape physical_shape(const Shape& logical, const SampleLayout& l);
+  // The step shape ([1] + physical) of an operand of logical shape `logical` aligned to
+  // data of layout l: a non-Data operand (data = false) has extent 1 on the sample axis,
+  // which becomes as many axes of extent 1 as the data have factors there.
+  static Shape step_shape(const Shape& logical, const SampleLayout& l, bool data);
+  // The step axes standing for logical axis a of a Data value (for the sample axis: its
+  // outer and inner factors, possibly none), in order.
+  static std::vector<int64_t> step_axes_of(const PlanValue& v, int64_t a);
+  // Axes checked against rank, wrapped, sorted and without repeats.
+  std::vector<int64_t> logical_axes(const GraphNode& n, std::vector<int64_t> axes,
+                                    int64_t rank) const;
+  // The step axis of logical axis a (normalised) of v; InputError when a holds the samples.
+  int64_t step_axis(const GraphNode& n, const PlanValue& v, int64_t a) const;
+  // Where the samples sit, for messages ("axis 1, merged with 2 per-sample rows after them").
+  static std::string describe(const SampleLayout& l);
+  // Reshape of Data: the target's logical extents regrouped in order around the samples,
+  // which sit on target axis q; returns the output's layout and fills `out` (the logical
+  // per-sample shape). InputError when the regrouping would split the samples' factor.
+  SampleLayout regroup(const GraphNode& n, const PlanValue& v, std::vector<int64_t> target,
+                       size_t q, Shape& out) const;
 
   // Builders shared by several ops; each returns the output value id.
   int binary(const GraphNode& n, BinaryKind kind, int a, int b, const std::string& out);
+  // Same data, new physical shape; the layout is the source's unless given.
   int alias(const GraphNode& n, int src, Shape shape, const std::string& out);
+  int alias(const GraphNode& n, int src, Shape shape, const std::string& out,
+            const SampleLayout& layout);
   int reduce_mean(const GraphNode& n, int src, std::vector<int64_t> axes, bool keepdims,
                   const std::string& out);
   int unary(const GraphNode& n, UnaryKind f, int x, const std::string& out);
@@ -71,7 +100,8 @@ class Planner {
   Shape broadcast_shape(const GraphNode& n, Shape a, Shape b) const;
   // v (shape s) broadcast on the host to `out` (numpy rules; s no longer than out).
   std::vector<double> broadcast_host(const std::vector<double>& v, Shape s, const Shape& out) const;
-  // Axes normalised to the value's full rank (sample axis 0 for Data), checked and sorted.
+  // Logical axes normalised (checked, sorted) and mapped to step axes for Data (the sample
+  // axis first; InputError for the axis holding the samples), left as they are otherwise.
   std::vector<int64_t> normalize_axes(const GraphNode& n, const PlanValue& v,
                                       std::vector<int64_t> axes, int64_t rank) const;
 

@@ -15,6 +15,23 @@ namespace hspec {
 // all samples). Data: depends on the input (one value per sample).
 enum class ValueClass { Constant, Param, Data };
 
+// Where a Data value's samples sit in the ONNX (logical) value: logical axis `axis` holds
+// outer x samples x inner, the samples minor under `outer` and major over `inner` (both
+// per-sample extents merged into that axis, e.g. an exporter's [N H, T, d] or [T N, E]).
+// The buffers stay [samples, per-sample axes...]: the physical per-sample shape is the
+// logical shape with `axis` replaced by outer and inner (each only when above 1), so the
+// per-sample factors keep their logical order and every step kernel is unchanged.
+struct SampleLayout {
+  int64_t axis = 0, outer = 1, inner = 1;
+  bool standard() const { return axis == 0 && outer == 1 && inner == 1; }
+  // How many physical axes stand for the logical sample axis (besides the samples).
+  int64_t factors() const { return (outer > 1 ? 1 : 0) + (inner > 1 ? 1 : 0); }
+  bool operator==(const SampleLayout& o) const {
+    return axis == o.axis && outer == o.outer && inner == o.inner;
+  }
+  bool operator!=(const SampleLayout& o) const { return !(*this == o); }
+};
+
 struct PlanValue {
   std::string name;
   ValueClass cls = ValueClass::Constant;
@@ -24,12 +41,14 @@ struct PlanValue {
   int param_index = -1;      // index into Plan::params when this is a parameter
   int storage = -1;          // the value whose buffers this one shares (itself unless an alias)
   bool diff = false;         // depends on the parameters: has a tangent and an adjoint
-  // Data only: the ONNX value's axis 0 holds the samples times shape[0], samples major (an
-  // exporter's Reshape [N, H, ...] -> [N H, ...]); its ONNX axis a >= 1 is shape[a].
-  bool merged = false;
-  bool is_int = false;       // integer token ids (the input, or an alias of it): no float data
+  // Data only: where the ONNX value holds its samples (see SampleLayout); `shape` is the
+  // physical per-sample shape, which keeps the samples first whatever the logical layout.
+  SampleLayout samples;
+  bool is_int = false;  // integer token ids (the input, or an alias of it): no float data
   int64_t numel() const { return shape_numel(shape); }
   bool batched() const { return cls == ValueClass::Data; }
+  // Data whose samples are not alone on axis 0 of the ONNX value.
+  bool moved() const { return batched() && !samples.standard(); }
 };
 
 enum class StepKind {
