@@ -1,5 +1,7 @@
 // GPU benchmark of batched Hessian-vector products on the benchmark workloads
-// (include/hspec/mlp/workloads.hpp) (full size): measures the card's cuBLAS GEMM rates (sgemm,
+// (include/hspec/mlp/workloads.hpp) (full size), each MLP run as a graph (graph_from_mlp) on the
+// graph operator with the CUDA compute backend, as `hspec analyze --device cuda` runs it:
+// measures the card's cuBLAS GEMM rates (sgemm,
 // TF32, dgemm; CUDA events), checks the fp32 and tf32 products against the fp64 operator, then
 // times fp64, fp32 and tf32 products at block sizes 1, 4, 16, 64 (median after warm-up; apply()
 // returns after the device has finished) and prints one JSON line per (workload, precision, block)
@@ -15,7 +17,9 @@
 #include <vector>
 
 #include "hspec/backends/cuda/cuda_backend.hpp"
+#include "hspec/backends/cuda/cuda_compute.hpp"
 #include "hspec/device.hpp"
+#include "hspec/graph/graph_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
 
@@ -24,7 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 template <class T>
-std::vector<T> products(hspec::CudaCurvature<T>& op, hspec::VectorSpace<T>& space,
+std::vector<T> products(hspec::CurvatureOperator<T>& op, hspec::VectorSpace<T>& space,
                         const std::vector<double>& x, int64_t k) {
   const int64_t p = op.dim();
   std::vector<T> hx(x.begin(), x.end()), hy(x.size());
@@ -49,7 +53,7 @@ double rel_error(const std::vector<A>& y, const std::vector<B>& ref) {
 // Times op.apply on k columns (median of `reps` after one warm-up; apply returns after the
 // device has finished) and prints one JSON line.
 template <class T>
-void time_blocks(hspec::CudaCurvature<T>& op, hspec::VectorSpace<T>& space,
+void time_blocks(hspec::CurvatureOperator<T>& op, hspec::VectorSpace<T>& space,
                  const std::vector<double>& x, const hspec::Workload& w, const char* prec,
                  double own_rate, double fp32_rate, double err) {
   const int64_t p = op.dim();
@@ -110,20 +114,25 @@ int main(int argc, char** argv) {
       std::vector<double> x(static_cast<size_t>(p * 64));
       for (size_t i = 0; i < x.size(); ++i) x[i] = hspec::rng::gaussian(5, 0, i);
       // Correctness first: fp32 and tf32 products against fp64 on 2 directions.
-      hspec::CudaOperatorOptions o;
-      o.base.loss = w.loss;
-      o.base.max_block = 64;
+      // Half the card's free memory for the operator's cache and tangents (the rest for the
+      // other precision's operator, the blocks and cuBLAS).
+      hspec::GraphOperatorOptions o;
+      o.loss = w.loss;
+      o.max_block = 64;
+      o.memory_budget = hspec::cuda_free_memory(0) / 2;
+      const hspec::Graph graph = hspec::graph_from_mlp(model);
       std::vector<double> x2(x.begin(), x.begin() + 2 * p);
       std::vector<double> y64;
       {
-        auto op = hspec::make_cuda_operator<double>(model, ds, o);
+        auto op = std::make_unique<hspec::GraphCurvatureOperator<double>>(
+            graph, ds, o, hspec::make_cuda_compute<double>(0));
         auto sp = hspec::make_cuda_space<double>(0);
         y64 = products<double>(*op, *sp, x2, 2);
         time_blocks<double>(*op, *sp, x, w, "fp64", fp64_rate, fp32_rate, 0.0);
       }
       for (bool tf32 : {false, true}) {
-        o.tf32 = tf32;
-        auto op = hspec::make_cuda_operator<float>(model, ds, o);
+        auto op = std::make_unique<hspec::GraphCurvatureOperator<float>>(
+            graph, ds, o, hspec::make_cuda_compute<float>(0, tf32));
         auto sp = hspec::make_cuda_space<float>(0);
         const double err = rel_error(products<float>(*op, *sp, x2, 2), y64);
         const char* prec = tf32 ? "tf32" : "fp32";

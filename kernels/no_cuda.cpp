@@ -25,20 +25,10 @@ std::string cuda_probe_reason() {
 namespace hspec {
 
 template <class T>
-std::unique_ptr<CudaCurvature<T>> detail::make_checked_cuda_operator(const Model&, const Dataset&,
-                                                                     const CudaOperatorOptions&) {
-  throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
-}
-
-template <class T>
 std::unique_ptr<VectorSpace<T>> make_cuda_space(int) {
   throw Error("hspec was built without CUDA (rebuild with -DHSPEC_CUDA=ON)");
 }
 
-template std::unique_ptr<CudaCurvature<float>> detail::make_checked_cuda_operator<float>(
-    const Model&, const Dataset&, const CudaOperatorOptions&);
-template std::unique_ptr<CudaCurvature<double>> detail::make_checked_cuda_operator<double>(
-    const Model&, const Dataset&, const CudaOperatorOptions&);
 template std::unique_ptr<VectorSpace<float>> make_cuda_space<float>(int);
 template std::unique_ptr<VectorSpace<double>> make_cuda_space<double>(int);
 

@@ -178,11 +178,11 @@ do_sanitize() {
   }
   local full='AllModels/CudaVsCpu.*/ce_tanh_hessian:AllModels/CudaVsCpu.*/bce_gelu_ggn'
   full="$full:AllModels/CudaVsCpu.*/mse_relu_hessian:CudaHvp.*:CudaSpaceTest/*.*"
-  full="$full:CudaRowSums.*:CudaDeviceGuard.*:CudaGraphCompute/*.*"
+  full="$full:CudaDeviceGuard.*:CudaGraphCompute/*.*"
   full="$full:CudaGraphOperator.BuiltGraphsMatchTheCpuBackend"
-  # racecheck looks at shared memory, where only the row sums, the graph reductions (and
-  # cuBLAS) work; it is the slowest tool, so it gets those and one product test.
-  local short='CudaRowSums.*:AllModels/CudaVsCpu.Float32/ce_tanh_hessian:CudaGraphCompute/1.*'
+  # racecheck looks at shared memory, where only the graph reductions (and cuBLAS) work; it
+  # is the slowest tool, so it gets those and one product test.
+  local short='AllModels/CudaVsCpu.Float32/ce_tanh_hessian:CudaGraphCompute/1.*'
   for tool in memcheck racecheck initcheck; do
     echo "--- $tool"
     filter=$full

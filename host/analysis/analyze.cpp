@@ -71,27 +71,22 @@ uint64_t default_max_memory() {
   return default_host_budget();
 }
 
-// Checks, before anything big is allocated, that a Lanczos run fits the memory budget and
-// returns what is left for the operator's cache and tangent buffers (its chunking shrinks
-// to fit). With --device cuda the basis and the operator live on the card, so the budget is
-// the card's free memory (and --max-memory when smaller), not the host's RAM. The trace and
-// density storage comes after the basis is freed, in its place: the larger of the two counts.
+// Checks, before anything big is allocated, that a Lanczos run of the MLP engine fits the
+// host memory budget and returns what is left for the operator's cache and tangent buffers
+// (its chunking shrinks to fit). The trace and density storage comes after the basis is
+// freed, in its place: the larger of the two counts. (CUDA runs plan on the card's memory in
+// the graph path.)
 template <class T>
 uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Model& model,
-                    const Dataset& ds, int64_t max_block, const DeviceChoice& dev) {
+                    const Dataset& ds, int64_t max_block) {
   MemoryLimits limits;
   limits.max_memory = opt.max_memory;
   limits.host_default = default_max_memory();
-  limits.on_device = dev.cuda;
-  limits.device = dev.index;
-  if (dev.cuda) limits.device_free = cuda_free_memory(dev.index);
-  RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, dev.cuda);
+  RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, false);
   need.after = estimator_bytes(opt, model.num_params(), sizeof(T));
-  // A data-parallel rank's staging block and reduced gradient (host memory, counted in the
-  // host budget only).
-  if (opt.distributed != nullptr && !dev.cuda)
+  // A data-parallel rank's staging block and reduced gradient.
+  if (opt.distributed != nullptr)
     need.fixed += data_parallel_bytes(model.num_params(), max_block, sizeof(T));
-  // At least one byte: 0 would tell the CUDA operator to size itself from the free memory.
   return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }
 
@@ -150,9 +145,20 @@ void run_operator(const std::function<ShardOperator<T>()>& build, VectorSpace<T>
   rep.data_parallel = op.info();
 }
 
+// On the CPU an MLP checkpoint runs on the MLP engine (CpuCurvatureOperator), which fuses
+// its bias and activation passes into the GEMMs' epilogues and is faster on MLPs than the
+// graph engine (bench/RESULTS.md, "MLP checkpoints"); on a CUDA device it runs as a graph
+// (graph_from_mlp) on the graph operator, the one operator the CUDA backend has.
 template <class T>
 void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Loss loss,
            const DeviceChoice& dev, AnalyzeReport& rep) {
+  if (dev.cuda) {
+    Graph graph = graph_from_mlp(model);
+    graph.source = opt.model_path;
+    check_data_fits(model, ds, loss);  // the MLP path's own messages, before the graph's
+    solve_graph<T>(opt, graph, make_plan(graph), ds, loss, dev, rep);
+    return;
+  }
   const LanczosOptions lo = analyze_lanczos_options(opt);
   CpuOperatorOptions co;
   co.curvature = opt.curvature;
@@ -164,32 +170,18 @@ void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Los
     // exact_spectrum checks its dense matrix against the budget itself.
     if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
   } else {
-    co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block, dev);
+    co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block);
   }
   report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
-  if (dev.cuda) {
-    CudaOperatorOptions cu;
-    cu.base = co;
-    cu.device = dev.index;
-    cu.tf32 = opt.precision == Precision::Tf32;
-    cu.max_memory = co.memory_budget;  // its share of the device, set before it sizes itself
-    auto space = make_cuda_space<T>(dev.index);
-    // Exact mode's O(n^3) solve on the same card (the matrix is assembled on the host).
-    const auto build = [&]() { return shard_operator<T>(make_cuda_operator<T>(model, ds, cu)); };
-    run_operator<T>(build, *space, opt, lo, cuda_eigensolver(dev.index), dev.index, rep);
-    rep.backend = "cuda";
-    rep.device = "cuda:" + std::to_string(dev.index) + " (" + cuda_device_name(dev.index) + ")";
-  } else {
-    // Every rank runs the same kernels: rank 0 alone warns.
-    if (is_output_rank()) cpu::warn_if_slow_kernels(model.num_params(), ds.n);
-    CpuSpace<T> space;
-    const auto build = [&]() {
-      return shard_operator<T>(std::make_unique<CpuCurvatureOperator<T>>(model, ds, co));
-    };
-    run_operator<T>(build, space, opt, lo, lapack_eigensolver(), -1, rep);
-    rep.backend = "cpu";
-    rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
-  }
+  // Every rank runs the same kernels: rank 0 alone warns.
+  if (is_output_rank()) cpu::warn_if_slow_kernels(model.num_params(), ds.n);
+  CpuSpace<T> space;
+  const auto build = [&]() {
+    return shard_operator<T>(std::make_unique<CpuCurvatureOperator<T>>(model, ds, co));
+  };
+  run_operator<T>(build, space, opt, lo, lapack_eigensolver(), -1, rep);
+  rep.backend = "cpu";
+  rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
 }
 
 }  // namespace

@@ -55,6 +55,8 @@ uint64_t graph_fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, c
   return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }
 
+}  // namespace
+
 template <class T>
 void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan, const Dataset& ds,
                  Loss loss, const DeviceChoice& dev, AnalyzeReport& rep) {
@@ -91,8 +93,10 @@ void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan
   rep.backend = "cpu";
   rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
 }
-
-}  // namespace
+template void solve_graph<float>(const AnalyzeOptions&, const Graph&, const Plan&, const Dataset&,
+                                 Loss, const DeviceChoice&, AnalyzeReport&);
+template void solve_graph<double>(const AnalyzeOptions&, const Graph&, const Plan&, const Dataset&,
+                                  Loss, const DeviceChoice&, AnalyzeReport&);
 
 bool is_graph_model(const std::string& path) {
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0) return true;

@@ -6,11 +6,15 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "hspec/backends/cuda/cuda_compute.hpp"
 #include "hspec/device.hpp"
 #include "hspec/formats/dataset.hpp"
+#include "hspec/graph/graph_operator.hpp"
+#include "hspec/mlp/cpu_hvp.hpp"
 #include "hspec/mlp/model.hpp"
 #include "hspec/random.hpp"
 
@@ -27,6 +31,29 @@
   } while (0)
 
 namespace hspec::gputest {
+
+// An MLP's curvature operator on a card, as `hspec analyze --device cuda` builds it: the
+// model as a graph (graph_from_mlp) on the graph operator with the CUDA compute backend.
+// `base` holds the CPU MLP engine's options (the reference the tests compare with).
+struct CudaMlpOptions {
+  CpuOperatorOptions base;  // curvature, loss, max_block, chunk
+  int device = 0;
+  bool tf32 = false;        // fp32 GEMMs on TF32 tensor cores (T = float only)
+  uint64_t max_memory = 0;  // the operator's byte budget; 0 = its default
+};
+
+template <class T>
+std::unique_ptr<GraphCurvatureOperator<T>> cuda_mlp_operator(const Model& m, const Dataset& ds,
+                                                             const CudaMlpOptions& o) {
+  GraphOperatorOptions g;
+  g.curvature = o.base.curvature;
+  g.loss = o.base.loss;
+  g.max_block = o.base.max_block;
+  g.chunk = o.base.chunk;
+  if (o.max_memory > 0) g.memory_budget = o.max_memory;
+  return std::make_unique<GraphCurvatureOperator<T>>(graph_from_mlp(m), ds, g,
+                                                     make_cuda_compute<T>(o.device, o.tf32));
+}
 
 // A seeded MLP with weights N(0, 1.5^2 / fan_in) and small biases; layer 1 (when there is
 // one) has no bias, so both layouts are exercised.

@@ -116,12 +116,12 @@ class CudaVsCpu : public ::testing::TestWithParam<Config> {
     const int64_t out = loss == Loss::BCE ? 1 : 3;
     const Model m = test_mlp({5, 7, 6, out}, act, 11);
     const Dataset ds = test_data(m, loss, 37, 12);
-    CudaOperatorOptions opt;
+    gputest::CudaMlpOptions opt;
     opt.base.loss = loss;
     opt.base.curvature = curv;
     opt.base.max_block = 4;
     CpuCurvatureOperator<T> cpu(m, ds, opt.base);
-    auto gpu = make_cuda_operator<T>(m, ds, opt);
+    auto gpu = gputest::cuda_mlp_operator<T>(m, ds, opt);
     auto space = make_cuda_space<T>(0);
     ASSERT_EQ(gpu->dim(), cpu.dim());
     EXPECT_EQ(gpu->where(), Where::Device);
@@ -169,11 +169,11 @@ TEST(CudaHvp, SingleLayerModelsMatchCpu) {
     const Model m =
         test_mlp({6, loss == Loss::BCE ? int64_t{1} : int64_t{4}}, Activation::Tanh, 21);
     const Dataset ds = test_data(m, loss, 29, 22);
-    CudaOperatorOptions opt;
+    gputest::CudaMlpOptions opt;
     opt.base.loss = loss;
     opt.base.max_block = 1;
     CpuCurvatureOperator<double> cpu(m, ds, opt.base);
-    auto gpu = make_cuda_operator<double>(m, ds, opt);
+    auto gpu = gputest::cuda_mlp_operator<double>(m, ds, opt);
     auto space = make_cuda_space<double>(0);
     const int64_t n = cpu.dim();
     const std::vector<double> x = random_block<double>(n, 1, n, 23);
@@ -190,9 +190,9 @@ TEST(CudaHvp, Tf32AccuracyAgainstFloat64) {
   HSPEC_REQUIRE_DEVICE();
   const Model m = test_mlp({64, 128, 128, 10}, Activation::Tanh, 31);
   const Dataset ds = test_data(m, Loss::CE, 512, 32);
-  CudaOperatorOptions opt;
+  gputest::CudaMlpOptions opt;
   opt.base.max_block = 4;
-  auto ref_op = make_cuda_operator<double>(m, ds, opt);
+  auto ref_op = gputest::cuda_mlp_operator<double>(m, ds, opt);
   auto ref_space = make_cuda_space<double>(0);
   const int64_t n = ref_op->dim(), k = 4;
   const std::vector<double> x = random_block<double>(n, k, n, 33);
@@ -200,9 +200,9 @@ TEST(CudaHvp, Tf32AccuracyAgainstFloat64) {
 
   const std::vector<float> xf(x.begin(), x.end());
   auto space = make_cuda_space<float>(0);
-  auto fp32 = make_cuda_operator<float>(m, ds, opt);
+  auto fp32 = gputest::cuda_mlp_operator<float>(m, ds, opt);
   opt.tf32 = true;
-  auto tf32 = make_cuda_operator<float>(m, ds, opt);
+  auto tf32 = gputest::cuda_mlp_operator<float>(m, ds, opt);
   const std::vector<float> y32 = device_product<float>(*fp32, *space, xf, n, k);
   const std::vector<float> ytf = device_product<float>(*tf32, *space, xf, n, k);
   const double err32 = max_column_error(y32.data(), n, ref.data(), n, n, k);
@@ -221,9 +221,9 @@ TEST(CudaHvp, ChunkedMatchesUnchunked) {
   const Model m = test_mlp({5, 8, 6, 3}, Activation::Gelu, 41);
   const Dataset ds = test_data(m, Loss::CE, 50, 42);
   auto space = make_cuda_space<double>(0);
-  CudaOperatorOptions opt;
+  gputest::CudaMlpOptions opt;
   opt.base.max_block = 3;
-  auto whole = make_cuda_operator<double>(m, ds, opt);
+  auto whole = gputest::cuda_mlp_operator<double>(m, ds, opt);
   const int64_t n = whole->dim(), k = 3;
   const std::vector<double> x = random_block<double>(n, k, n, 43);
   const std::vector<double> ref = device_product<double>(*whole, *space, x, n, k);
@@ -234,7 +234,7 @@ TEST(CudaHvp, ChunkedMatchesUnchunked) {
   for (const Variant v : {Variant{7, 0}, Variant{0, 4096}, Variant{7, 4096}, Variant{50, 0}}) {
     opt.base.chunk = v.chunk;
     opt.max_memory = v.max_memory;
-    auto op = make_cuda_operator<double>(m, ds, opt);
+    auto op = gputest::cuda_mlp_operator<double>(m, ds, opt);
     const std::vector<double> y = device_product<double>(*op, *space, x, n, k);
     EXPECT_LE(max_column_error(y.data(), n, ref.data(), n, n, k), 1e-12)
         << "chunk " << v.chunk << " max_memory " << v.max_memory;
@@ -247,9 +247,9 @@ TEST(CudaHvp, RejectsBadInputsAndReportsNaN) {
   HSPEC_REQUIRE_DEVICE();
   const Model m = test_mlp({4, 5, 3}, Activation::Tanh, 51);
   Dataset ds = test_data(m, Loss::CE, 10, 52);
-  CudaOperatorOptions opt;
+  gputest::CudaMlpOptions opt;
   opt.base.max_block = 2;
-  auto op = make_cuda_operator<double>(m, ds, opt);
+  auto op = gputest::cuda_mlp_operator<double>(m, ds, opt);
   auto space = make_cuda_space<double>(0);
   const int64_t n = op->dim();
   Matrix<double> x = space->allocate(n, 3), y = space->allocate(n, 3);
@@ -262,9 +262,9 @@ TEST(CudaHvp, RejectsBadInputsAndReportsNaN) {
 
   Dataset bad = ds;
   bad.labels[3] = 3;
-  EXPECT_THROW(make_cuda_operator<double>(m, bad, opt), InputError);
+  EXPECT_THROW(gputest::cuda_mlp_operator<double>(m, bad, opt), InputError);
   opt.device = cuda_device_count();
-  EXPECT_THROW(make_cuda_operator<double>(m, ds, opt), DeviceError);
+  EXPECT_THROW(gputest::cuda_mlp_operator<double>(m, ds, opt), DeviceError);
   EXPECT_THROW(make_cuda_space<double>(cuda_device_count()), DeviceError);
 }
 
@@ -385,7 +385,7 @@ TEST(CudaLanczos, SameEigenvaluesAsCpu) {
   HSPEC_REQUIRE_DEVICE();
   const Model m = test_mlp({4, 6, 3}, Activation::Tanh, 81);
   const Dataset ds = test_data(m, Loss::CE, 40, 82);
-  CudaOperatorOptions opt;
+  gputest::CudaMlpOptions opt;
   opt.base.max_block = 2;
   LanczosOptions lo;
   lo.top = 3;
@@ -396,7 +396,7 @@ TEST(CudaLanczos, SameEigenvaluesAsCpu) {
   CpuCurvatureOperator<double> cpu_op(m, ds, opt.base);
   CpuSpace<double> cpu_space;
   const LanczosResult<double> cpu = BlockLanczos<double>(cpu_op, cpu_space).compute(lo);
-  auto gpu_op = make_cuda_operator<double>(m, ds, opt);
+  auto gpu_op = gputest::cuda_mlp_operator<double>(m, ds, opt);
   auto gpu_space = make_cuda_space<double>(0);
   const LanczosResult<double> gpu = BlockLanczos<double>(*gpu_op, *gpu_space).compute(lo);
   ASSERT_TRUE(cpu.converged);

@@ -28,7 +28,7 @@ using gputest::test_mlp;
 struct Problem {
   Model model;
   Dataset data;
-  CudaOperatorOptions opt;
+  gputest::CudaMlpOptions opt;
   ExactResult exact;
 };
 
@@ -48,7 +48,7 @@ Problem small_problem() {
 TEST(CudaExact, CusolverMatchesLapack) {
   HSPEC_REQUIRE_DEVICE();
   const Problem p = small_problem();
-  auto op = make_cuda_operator<double>(p.model, p.data, p.opt);
+  auto op = gputest::cuda_mlp_operator<double>(p.model, p.data, p.opt);
   auto space = make_cuda_space<double>(0);
   const SymmetricEigensolver cusolver{"cuSOLVER syevd",
                                       [](int64_t n, double* a, int64_t lda, double* w) {
@@ -83,7 +83,7 @@ TEST(CudaTrace, EveryMethodMatchesTheExactTrace) {
   const Problem p = small_problem();
   for (TraceMethod m :
        {TraceMethod::KrylovHutchPP, TraceMethod::HutchPP, TraceMethod::Hutchinson}) {
-    auto op = make_cuda_operator<double>(p.model, p.data, p.opt);
+    auto op = gputest::cuda_mlp_operator<double>(p.model, p.data, p.opt);
     auto space = make_cuda_space<double>(0);
     TraceOptions to;
     to.method = m;
@@ -101,7 +101,7 @@ TEST(CudaTrace, EveryMethodMatchesTheExactTrace) {
 TEST(CudaTrace, Float32KrylovWithinItsErrorPlusRounding) {
   HSPEC_REQUIRE_DEVICE();
   const Problem p = small_problem();
-  auto op = make_cuda_operator<float>(p.model, p.data, p.opt);
+  auto op = gputest::cuda_mlp_operator<float>(p.model, p.data, p.opt);
   auto space = make_cuda_space<float>(0);
   TraceOptions to;
   to.rel_tol = 0;
@@ -115,7 +115,7 @@ TEST(CudaTrace, Float32KrylovWithinItsErrorPlusRounding) {
 TEST(CudaDensity, QuadratureIsAProbabilityMeasureInsideTheSpectrum) {
   HSPEC_REQUIRE_DEVICE();
   const Problem p = small_problem();
-  auto op = make_cuda_operator<double>(p.model, p.data, p.opt);
+  auto op = gputest::cuda_mlp_operator<double>(p.model, p.data, p.opt);
   auto space = make_cuda_space<double>(0);
   DensityOptions dopt;
   dopt.probes = 4;

@@ -1,104 +1,33 @@
-// GPU tests of the CUDA backend's plumbing: the two-pass bias row sums bit for bit against
-// their host reference (kernels/row_sum_plan.hpp), the device guard (no error left behind,
-// no context on a device that was not asked for), and the memory plan end to end
-// (--max-memory on the card, a basis too big for the card refused before any work).
+// GPU tests of the CUDA backend's plumbing: the device guard (no error left behind, no
+// context on a device that was not asked for), and the memory plan end to end (--max-memory
+// on the card, a basis too big for the card refused before any work).
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "../../kernels/cuda_util.hpp"
-#include "../../kernels/hvp_kernels.hpp"
-#include "../../kernels/row_sum_plan.hpp"
 #include "../cli_test_util.hpp"
 #include "gpu_test_util.hpp"
 #include "hspec/backends/cuda/cuda_backend.hpp"
 #include "hspec/formats/safetensors.hpp"
 #include "hspec/mlp/workloads.hpp"
-#include "hspec/random.hpp"
 
 namespace hspec {
 namespace {
-
-template <class T>
-cuda::DeviceBuffer<T> to_device(const std::vector<T>& v) {
-  cuda::DeviceBuffer<T> d(static_cast<int64_t>(v.size()));
-  if (!v.empty()) {
-    EXPECT_EQ(cudaMemcpy(d.get(), v.data(), sizeof(T) * v.size(), cudaMemcpyHostToDevice),
-              cudaSuccess);
-  }
-  return d;
-}
-
-template <class T>
-std::vector<T> to_host(const cuda::DeviceBuffer<T>& d, size_t count) {
-  std::vector<T> v(count);
-  EXPECT_EQ(cudaMemcpy(v.data(), d.get(), sizeof(T) * count, cudaMemcpyDeviceToHost), cudaSuccess);
-  return v;
-}
-
-template <class T, class Out>
-void check_row_sums(int64_t rows, int64_t n, int64_t k) {
-  SCOPED_TRACE(testing::Message() << rows << " rows x " << n << " samples x " << k);
-  std::vector<T> a(static_cast<size_t>(rows * n * k));
-  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<T>(rng::gaussian(9, rows, i));
-  const int64_t ld = rows + 5;
-  std::vector<Out> init(static_cast<size_t>(ld * k));
-  for (size_t i = 0; i < init.size(); ++i) init[i] = static_cast<Out>(rng::gaussian(9, 7, i));
-  std::vector<Out> want = init;
-  cuda::bias_row_sums_reference<T, Out>(a.data(), rows, n, k, want.data(), ld);
-
-  cuda::DeviceGuard guard(0);
-  cuda::Stream stream;
-  const cuda::DeviceBuffer<T> da = to_device(a);
-  const int64_t scratch = cuda::row_sum_scratch(rows, n, k);
-  cuda::DeviceBuffer<double> ds(scratch);
-  for (int run = 0; run < 2; ++run) {  // twice: the same bits every time
-    cuda::DeviceBuffer<Out> dd = to_device(init);
-    cuda::bias_row_sums<T, Out>(da.get(), rows, n, k, dd.get(), ld, ds.get(), scratch,
-                                stream.get());
-    stream.sync();
-    const std::vector<Out> got = to_host(dd, init.size());
-    EXPECT_EQ(std::memcmp(got.data(), want.data(), sizeof(Out) * got.size()), 0)
-        << "first: " << got[0] << " vs " << want[0];
-  }
-  if (cuda::row_sum_split(rows, n, k).slices > 1) {
-    cuda::DeviceBuffer<Out> dd = to_device(init);
-    auto too_small = [&] {
-      cuda::bias_row_sums<T, Out>(da.get(), rows, n, k, dd.get(), ld, ds.get(), scratch / 2,
-                                  stream.get());
-    };
-    EXPECT_THROW(too_small(), Error);
-  }
-}
-
-TEST(CudaRowSums, TwoPassKernelEqualsTheReferenceBitForBit) {
-  HSPEC_REQUIRE_DEVICE();
-  for (int64_t rows : {1, 10, 33}) {
-    for (int64_t n : {1, 37, 129, 8192}) {
-      for (int64_t k : {1, 3, 64}) {
-        check_row_sums<float, float>(rows, n, k);
-        check_row_sums<float, double>(rows, n, k);
-        check_row_sums<double, double>(rows, n, k);
-      }
-    }
-  }
-  check_row_sums<float, float>(2048, 1000, 4);  // many row blocks, few slices
-}
 
 TEST(CudaDeviceGuard, LeavesNoErrorBehind) {
   HSPEC_REQUIRE_DEVICE();
   const Model m = gputest::test_mlp({4, 6, 3}, Activation::Tanh, 1);
   const Dataset ds = gputest::test_data(m, Loss::CE, 20, 2);
   {
-    CudaOperatorOptions opt;
+    gputest::CudaMlpOptions opt;
     opt.base.loss = Loss::CE;
-    auto op = make_cuda_operator<float>(m, ds, opt);
+    auto op = gputest::cuda_mlp_operator<float>(m, ds, opt);
     auto space = make_cuda_space<float>(0);
     Matrix<float> x = space->allocate(op->dim(), 1);
   }
@@ -112,10 +41,10 @@ TEST(CudaDeviceGuard, UsingTheLastDeviceLeavesDeviceZeroAlone) {
   if (cuda::primary_context_active(0)) GTEST_SKIP() << "device 0 is already in use here";
   const Model m = gputest::test_mlp({4, 6, 3}, Activation::Tanh, 1);
   const Dataset ds = gputest::test_data(m, Loss::CE, 20, 2);
-  CudaOperatorOptions opt;
+  gputest::CudaMlpOptions opt;
   opt.base.loss = Loss::CE;
   opt.device = count - 1;
-  { auto op = make_cuda_operator<float>(m, ds, opt); }
+  { auto op = gputest::cuda_mlp_operator<float>(m, ds, opt); }
   EXPECT_TRUE(cuda::primary_context_active(count - 1));
   EXPECT_FALSE(cuda::primary_context_active(0));
 }

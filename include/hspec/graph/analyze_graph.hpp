@@ -5,7 +5,9 @@
 #include <string>
 
 #include "hspec/analysis/analyze.hpp"
+#include "hspec/formats/dataset.hpp"
 #include "hspec/graph/graph.hpp"
+#include "hspec/graph/plan.hpp"
 #include "hspec/operator.hpp"
 #include "hspec/solvers/exact.hpp"
 #include "hspec/solvers/lanczos.hpp"
@@ -46,5 +48,13 @@ template <class T>
 void run_analyze_operator(const std::function<ShardOperator<T>()>& build, VectorSpace<T>& space,
                           const AnalyzeOptions& opt, const LanczosOptions& lo,
                           const SymmetricEigensolver& eig, int device, AnalyzeReport& rep);
+
+// The graph operator's part of a run, for a graph and data already checked and loaded: the
+// memory plan (host RAM, or the card's free memory with --device cuda), the operator on the
+// CPU or the CUDA compute backend, the solver and the estimators. ONNX models and MLP
+// checkpoints (as graphs, graph_from_mlp) both run through it.
+template <class T>
+void solve_graph(const AnalyzeOptions& opt, const Graph& graph, const Plan& plan, const Dataset& ds,
+                 Loss loss, const DeviceChoice& dev, AnalyzeReport& rep);
 
 }  // namespace hspec

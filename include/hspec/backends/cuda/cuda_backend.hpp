@@ -5,44 +5,13 @@
 #include <memory>
 #include <vector>
 
-#include "hspec/mlp/cpu_hvp.hpp"
 #include "hspec/operator.hpp"
 #include "hspec/space.hpp"
 
 namespace hspec {
 
-struct CudaOperatorOptions {
-  CpuOperatorOptions base;  // curvature, loss, max_block, chunk
-  int device = 0;           // CUDA device index
-  bool tf32 = false;        // fp32 GEMMs on TF32 tensor cores (T = float only)
-  uint64_t max_memory = 0;  // device bytes to use; 0 = from cudaMemGetInfo
-};
-
-// The curvature operator on a CUDA device, with its results (loss, gradient) like the CPU one.
-template <class T>
-class CudaCurvature : public CurvatureOperator<T> {
- public:
-  virtual double loss_value() const = 0;
-  virtual double grad_norm() const = 0;
-  // The gradient at the checkpoint (flat parameter order), on the host.
-  virtual const std::vector<double>& gradient() const = 0;
-};
-
-// Checks the data against the model (InputError, as the CPU operator) on the host, then
-// builds the operator on the device (host/backends/cuda/cuda_operator.cpp).
-template <class T>
-std::unique_ptr<CudaCurvature<T>> make_cuda_operator(const Model& model, const Dataset& data,
-                                                     const CudaOperatorOptions& opt);
-
-namespace detail {
-// The device part of make_cuda_operator (kernels/cuda_hvp.cu), for inputs already checked:
-// kernels/ calls nothing of the host library, so the two link one way only.
-template <class T>
-std::unique_ptr<CudaCurvature<T>> make_checked_cuda_operator(const Model& model,
-                                                             const Dataset& data,
-                                                             const CudaOperatorOptions& opt);
-}  // namespace detail
-
+// The device vector space (kernels/cuda_space.cu). Curvature products on a card come from
+// the graph operator on the CUDA compute backend (cuda_compute.hpp), for MLPs too.
 template <class T>
 std::unique_ptr<VectorSpace<T>> make_cuda_space(int device);
 
