@@ -160,8 +160,9 @@ void Planner::lower_softmax(const GraphNode& n) {
   s.axis = v.batched() ? step_axis(n, v, axis) : axis + 1;
   s.out_shape = s.a_shape;
   s.out_shape[size_t(s.axis)] = 1;
+  const SampleLayout layout = v.samples;  // v dangles once add_value grows the value table
   s.out = add_value(n.outputs[0], v.cls, v.shape);
-  set_layout(s.out, v.samples);
+  set_layout(s.out, layout);
   add_step(std::move(s));
 }
 
