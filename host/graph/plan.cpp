@@ -365,8 +365,9 @@ Plan Planner::run() {
                      describe(out.samples) + ", not alone on axis 0");
   plan_.output_dim = out.numel();
   // Memory figures: values owning storage, per sample (Data) or in total (Param).
-  for (const PlanValue& v : plan_.values) {
-    if (v.storage != &v - plan_.values.data()) continue;
+  for (size_t id = 0; id < plan_.values.size(); ++id) {
+    const PlanValue& v = plan_.values[id];
+    if (v.storage != int(id)) continue;
     if (v.cls == ValueClass::Data) plan_.data_elems_per_sample += v.numel();
     if (v.cls == ValueClass::Param) plan_.param_value_elems += v.numel();
   }

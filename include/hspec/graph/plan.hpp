@@ -3,6 +3,7 @@
 // R-backward) the graph engine implements once against the compute seam.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -108,7 +109,9 @@ struct PlanStep {
 
 struct Plan {
   std::string source;
-  std::vector<PlanValue> values;
+  // A deque: the planner holds references to values while it appends new ones, and a
+  // deque's push_back keeps them valid (a vector's reallocation left them dangling twice).
+  std::deque<PlanValue> values;
   std::vector<PlanStep> steps;
   int input = -1, output = -1;
   std::vector<int> params;            // value ids of the parameters, in flat order
