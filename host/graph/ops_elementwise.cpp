@@ -25,7 +25,7 @@ template <class T>
 void unary_backward(Pass<T>& p, const PlanStep& s, size_t i, int64_t reps,
                     const std::vector<T*>& adj) {
   const int x = s.in[0];
-  scale_by_cached(p, p.deriv1.at(i), adj[s.out], adj[x], p.count(x), reps, true);
+  scale_by_cached(p, p.deriv1.at(i), adj[s.out], adj[x], p.count(x), reps, !p.first_write(adj, x));
 }
 
 template <class T>
@@ -64,14 +64,15 @@ namespace {
 // into (+)= alpha * reduce(src * factor) to the shape of `into`; src and factor broadcast to so.
 template <class T>
 void product_adjoint(Pass<T>& p, const T* src, const Shape& ss, const T* factor, const Shape& sf,
-                     BinaryKind op, T* into, const Shape& si, const Shape& so, T alpha) {
+                     BinaryKind op, T* into, const Shape& si, const Shape& so, T alpha,
+                     bool accumulate = true) {
   if (si == so) {
-    p.cx.binary(op, src, ss, factor, sf, into, si, alpha, true);
+    p.cx.binary(op, src, ss, factor, sf, into, si, alpha, accumulate);
     return;
   }
   T* t = p.scratch(0, shape_numel(so));
   p.cx.binary(op, src, ss, factor, sf, t, so, T(1), false);
-  p.cx.reduce_to(t, so, into, si, alpha, true);
+  p.cx.reduce_to(t, so, into, si, alpha, accumulate);
 }
 }  // namespace
 
@@ -87,17 +88,20 @@ void binary_backward(Pass<T>& p, const PlanStep& s, size_t, int64_t reps,
     const Shape sv = p.runtime(side ? s.b_shape : s.a_shape, v, reps);
     const int other = s.in[size_t(1 - side)];
     const Shape sother = p.runtime(side ? s.a_shape : s.b_shape, other, 1);
+    const bool accumulate = !p.first_write(adj, v);
     switch (s.binary) {
       case BinaryKind::Add:
       case BinaryKind::Sub:
         p.cx.reduce_to(gy, so, adj[v], sv,
-                       (side == 1 && s.binary == BinaryKind::Sub) ? T(-1) : T(1), true);
+                       (side == 1 && s.binary == BinaryKind::Sub) ? T(-1) : T(1), accumulate);
         break;
       case BinaryKind::Mul:
-        product_adjoint(p, gy, so, p.val[other], sother, BinaryKind::Mul, adj[v], sv, so, T(1));
+        product_adjoint(p, gy, so, p.val[other], sother, BinaryKind::Mul, adj[v], sv, so, T(1),
+                        accumulate);
         break;
       case BinaryKind::Div:  // only a / constant reaches here (the planner refuses the rest)
-        product_adjoint(p, gy, so, p.val[b], sother, BinaryKind::Div, adj[v], sv, so, T(1));
+        product_adjoint(p, gy, so, p.val[b], sother, BinaryKind::Div, adj[v], sv, so, T(1),
+                        accumulate);
         break;
     }
   }

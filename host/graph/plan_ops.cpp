@@ -32,12 +32,17 @@ void Planner::lower_gemm(const GraphNode& n) {
   s.out_dim = out;
   const bool has_c = has_input(n, 2) && beta != 0.0;
   const std::string& name = n.outputs[0];
-  s.out = add_value(has_c ? temp(name, "gemm") : name, ValueClass::Data, {out});
+  int c = has_c ? input(n, 2) : -1;
+  if (has_c && value(c).batched()) fail(n, "C must not depend on the data");
+  // A bias (C of [out] or [1, out], beta 1) is the Linear step's own third input: its rules
+  // add it in the passes they make anyway instead of a separate broadcast Add.
+  const bool bias =
+      has_c && beta == 1.0 && (value(c).shape == Shape{out} || value(c).shape == Shape{1, out});
+  if (bias) s.in.push_back(c);
+  s.out = add_value(has_c && !bias ? temp(name, "gemm") : name, ValueClass::Data, {out});
   const int y = s.out;
   add_step(std::move(s));
-  if (!has_c) return;
-  int c = input(n, 2);
-  if (value(c).batched()) fail(n, "C must not depend on the data");
+  if (!has_c || bias) return;
   if (beta != 1.0)
     c = binary(n, BinaryKind::Mul, c, add_constant(temp(name, "beta"), {}, {beta}),
                temp(name, "beta_c"));

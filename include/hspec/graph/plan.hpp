@@ -27,13 +27,13 @@ struct PlanValue {
   // Data only: the ONNX value's axis 0 holds the samples times shape[0], samples major (an
   // exporter's Reshape [N, H, ...] -> [N H, ...]); its ONNX axis a >= 1 is shape[a].
   bool merged = false;
-  bool is_int = false;       // integer token ids (the input, or an alias of it): no float data
+  bool is_int = false;  // integer token ids (the input, or an alias of it): no float data
   int64_t numel() const { return shape_numel(shape); }
   bool batched() const { return cls == ValueClass::Data; }
 };
 
 enum class StepKind {
-  Linear,      // y[rows, out] = alpha x[rows, in] op(w), x Data, w Param/Constant
+  Linear,      // y[rows, out] = alpha x[rows, in] op(w) (+ bias[out]), x Data, w Param/Constant
   MatMulData,  // y = a b per sample and batch index, a and b both Data
   Conv,        // 2-D convolution (channel groups), without bias (lowered to an Add)
   Unary,       // elementwise function
@@ -55,7 +55,8 @@ struct PlanStep {
   std::vector<int> in;   // value ids (constants included)
   int out = -1;
   // Linear: rows_per_sample x in_dim times op(w) [in_dim, out_dim]; w stored [out, in] when
-  // trans_w (Gemm transB=1), else [in, out].
+  // trans_w (Gemm transB=1), else [in, out]. A third input, when present, is a bias [out]
+  // (Gemm's C) added to every row.
   double alpha = 1;
   bool trans_w = false;
   int64_t rows_per_sample = 1, in_dim = 0, out_dim = 0;
