@@ -66,6 +66,15 @@ TEST(GraphComputeThreads, BroadcastAndReduceMatchPlainLoops) {
         for (int64_t e = 0; e < D; ++e) ref += out[size_t(((i * B + j) * C + l) * D + e)];
       EXPECT_NEAR(sums[size_t(i * C + l)], 0.5 - ref, 1e-11 * std::abs(ref) + 1e-12);
     }
+  // Rows summed to one element each: [2, 500, 64] -> [2, 500, 1].
+  const std::vector<double> rows = gaussian(2 * 500 * 64, 4);
+  std::vector<double> row_sums(1000);
+  cx->reduce_to(rows.data(), {2, 500, 64}, row_sums.data(), {2, 500, 1}, 3.0, false);
+  for (int64_t i = 0; i < 1000; ++i) {
+    double ref = 0;
+    for (int64_t e = 0; e < 64; ++e) ref += rows[size_t(i * 64 + e)];
+    EXPECT_NEAR(row_sums[size_t(i)], 3.0 * ref, 1e-13);
+  }
   // One long run: [1, 200000] + a scalar [1, 1], then summed to one element.
   const int64_t N = 200000;
   const std::vector<double> x = gaussian(N, 3);

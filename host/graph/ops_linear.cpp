@@ -17,6 +17,11 @@ Dims dims(const Pass<T>& p, const PlanStep& s) {
   return {p.n * s.rows_per_sample, s.in_dim, s.out_dim, s.trans_w ? s.in_dim : s.out_dim,
           s.in_dim * s.out_dim};
 }
+// Whether out is wide enough for one GEMM per direction to run as fast as one GEMM over the
+// k stacked directions; it then saves the stacked GEMM's reordering pass over [k, R, out].
+bool wide(const Dims& d) {
+  return d.out >= 64;
+}
 // The bias input (-1 when the step has none).
 int bias_of(const PlanStep& s) {
   return s.in.size() > 2 ? s.in[2] : -1;
@@ -52,7 +57,7 @@ void linear_backward(Pass<T>& p, const PlanStep& s, size_t, int64_t reps,
     p.cx.gemm_batched(false, !s.trans_w, reps * d.R, d.in, d.out, alpha, gy, d.out, 0, p.val[w],
                       d.ldw, 0, p.first_write(adj, x) ? T(0) : T(1), adj[x], d.in, 0, 1);
   if (!p.diff(w)) return;
-  if (s.trans_w && reps > 1) {
+  if (s.trans_w && reps > 1 && !wide(d)) {
     // [reps, R, out] -> [R, reps out]; then g_w stacked [reps out, in] = g_y'^T x.
     T* t = p.scratch(0, reps * d.R * d.out);
     p.cx.swap_axes12(gy, t, 1, reps, d.R, d.out, false);
@@ -82,7 +87,10 @@ void linear_rforward_product(Pass<T>& p, const PlanStep& s, size_t) {
     written = true;
   }
   if (!p.diff(w)) return;
-  if (s.trans_w) {
+  if (s.trans_w && wide(d)) {  // Ry_j [R, out] += alpha x V_j^T
+    p.cx.gemm_batched(false, true, d.R, d.out, d.in, alpha, p.val[x], d.in, 0, p.tan[w], d.in,
+                      d.wsize, written ? T(1) : T(0), ry, d.out, d.R * d.out, p.k);
+  } else if (s.trans_w) {
     // x [R, in] times the stacked tangents^T [in, k out]: one GEMM, then [R, k, out] ->
     // [k, R, out].
     T* t = p.scratch(0, p.k * d.R * d.out);

@@ -1,5 +1,6 @@
 // CPU compute backend, part 1: memory, BLAS GEMMs, elementwise maps with their derivatives,
-// and numpy-broadcast binary ops and reductions (plain strided loops over up to 8 axes).
+// and numpy-broadcast binary ops and reductions (strided loops over up to 8 axes, threaded
+// with OpenMP above a size, with results that do not depend on the thread count).
 #include "cpu_compute.hpp"
 
 #include <algorithm>
@@ -207,6 +208,22 @@ void CpuCompute<T>::reduce_to(const T* src, const Shape& ss, T* dst, const Shape
   const cpu_broadcast::Runs r(ss, sd, sd);
   if (r.total == 0) {
     if (!accumulate) fill(dst, m, T(0));
+    return;
+  }
+  bool rows_only = r.rank > 0 && r.ta[r.rank - 1] == 0;
+  for (int ax = 0; ax + 1 < r.rank; ++ax) rows_only = rows_only && r.ta[ax] != 0;
+  if (rows_only) {  // each run sums into its own element: runs split over threads as they are
+    HSPEC_OMP_FOR_IF(r.total >= kParallelMin)
+    for (int64_t g = 0; g < cpu_broadcast::kMaxPieces; ++g) {
+      auto sum_row = [&](int64_t i, int64_t o, int64_t, int64_t n, int64_t, int64_t) {
+        double sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += double(src[i + j]);
+        const T v = T(double(alpha) * sum);
+        dst[o] = accumulate ? dst[o] + v : v;
+      };
+      r.visit(r.count * g / cpu_broadcast::kMaxPieces,
+              r.count * (g + 1) / cpu_broadcast::kMaxPieces, sum_row);
+    }
     return;
   }
   const int64_t by_size = (r.total + kReduceBlock - 1) / kReduceBlock;
