@@ -19,13 +19,25 @@ void scale_by_cached(Pass<T>& p, const T* d, const T* r, T* out, int64_t n, int6
                      bool accumulate) {
   p.cx.binary(BinaryKind::Mul, d, {1, n}, r, {reps, n}, out, {reps, n}, T(1), accumulate);
 }
+// Whether the tangent pass's backward adds the Hessian's second-order term too (its cached
+// f''(x) g_y is there), saving a pass over the [k, n, ...] adjoint.
+template <class T>
+bool fused_second_order(const Pass<T>& p, size_t i, const std::vector<T*>& adj) {
+  return &adj == &p.radj && i < p.deriv2.size() && p.deriv2[i] != nullptr;
+}
 }  // namespace
 
 template <class T>
 void unary_backward(Pass<T>& p, const PlanStep& s, size_t i, int64_t reps,
                     const std::vector<T*>& adj) {
   const int x = s.in[0];
-  scale_by_cached(p, p.deriv1.at(i), adj[s.out], adj[x], p.count(x), reps, !p.first_write(adj, x));
+  const bool accumulate = !p.first_write(adj, x);
+  if (fused_second_order(p, i, adj)) {  // R g_x (+)= f'(x) R g_y + f''(x) g_y Rx, one pass
+    p.cx.scaled_sum(p.deriv1[i], adj[s.out], p.deriv2[i], p.tan[x], adj[x], p.count(x), reps,
+                    accumulate);
+    return;
+  }
+  scale_by_cached(p, p.deriv1.at(i), adj[s.out], adj[x], p.count(x), reps, accumulate);
 }
 
 template <class T>
@@ -36,6 +48,7 @@ void unary_rforward(Pass<T>& p, const PlanStep& s, size_t i) {
 
 template <class T>
 void unary_second_order(Pass<T>& p, const PlanStep& s, size_t i) {
+  if (fused_second_order(p, i, p.radj)) return;  // added by unary_backward
   const int x = s.in[0];
   scale_by_cached(p, p.deriv2.at(i), p.tan[x], p.radj[x], p.count(x), p.k, true);
 }

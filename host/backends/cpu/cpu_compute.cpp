@@ -186,6 +186,17 @@ void CpuCompute<T>::binary(BinaryKind op, const T* a, const Shape& sa, const T* 
 }
 
 template <class T>
+void CpuCompute<T>::scaled_sum(const T* a, const T* p, const T* b, const T* q, T* out, int64_t n,
+                               int64_t reps, bool accumulate) {
+  HSPEC_OMP_FOR_IF(n * reps >= kParallelMin && reps * n > 1)
+  for (int64_t c = 0; c < reps * n; ++c) {
+    const int64_t i = c % n;
+    const T first = accumulate ? out[c] + a[i] * p[c] : a[i] * p[c];
+    out[c] = first + b[i] * q[c];
+  }
+}
+
+template <class T>
 void CpuCompute<T>::broadcast_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                                  bool accumulate) {
   check_ranks(ss, sd);

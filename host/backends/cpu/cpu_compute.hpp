@@ -34,6 +34,8 @@ class CpuCompute final : public Compute<T> {
                         int64_t n, int64_t reps, bool accumulate) override;
   void binary(BinaryKind op, const T* a, const Shape& sa, const T* b, const Shape& sb, T* out,
               const Shape& so, T alpha, bool accumulate) override;
+  void scaled_sum(const T* a, const T* p, const T* b, const T* q, T* out, int64_t n, int64_t reps,
+                  bool accumulate) override;
   void broadcast_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                     bool accumulate) override;
   void reduce_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
