@@ -339,6 +339,28 @@ void GraphCurvatureOperator<T>::apply(BlockView<const T> X, BlockView<T> Y) {
   this->count_products(X.cols);
 }
 
+namespace {
+// Zeroes the unset tangent adjoints a step reads (its output's, when no consumer wrote it)
+// or adds into without knowing how to overwrite them (rules other than Unary, Linear and
+// Binary, which ask Pass::first_write).
+template <class T>
+void zero_unset_radj(graph_ops::Pass<T>& p, const PlanStep& st, int64_t k) {
+  const bool overwrites =
+      st.kind == StepKind::Unary || st.kind == StepKind::Linear || st.kind == StepKind::Binary;
+  auto zero = [&](int v) {
+    const int o = p.value(v).storage;
+    char& unset = p.radj_unset[size_t(o)];
+    if (!unset) return;
+    p.cx.fill(p.radj[o], k * p.count(o), T(0));
+    unset = 0;
+  };
+  zero(st.out);
+  if (!overwrites)
+    for (int v : st.in)
+      if (v >= 0 && p.diff(v)) zero(v);
+}
+}  // namespace
+
 template <class T>
 void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, BlockView<T> Y) {
   State& s = *st_;
@@ -352,6 +374,7 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
   p.adj.assign(V, nullptr);
   p.tan.assign(V, nullptr);
   p.radj.assign(V, nullptr);
+  p.radj_unset.assign(V, 0);
   for (size_t v = 0; v < V; ++v) {
     const PlanValue& pv = plan_.values[v];
     if (pv.storage != int(v)) continue;
@@ -369,7 +392,10 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
     cx_->ensure(rb, size);
     p.tan[v] = tb.data();
     p.radj[v] = rb.data();
-    cx_->fill(p.radj[v], size, T(0));
+    if (data)  // written by its first consumer's rule (see Pass::radj_unset)
+      p.radj_unset[v] = 1;
+    else  // parameters: small, and their GEMM adjoints always accumulate
+      cx_->fill(p.radj[v], size, T(0));
   }
   for (size_t v = 0; v < V; ++v) {
     const size_t o = size_t(plan_.values[v].storage);
@@ -399,10 +425,12 @@ void GraphCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bl
   const int out = plan_.output;
   cx_->loss_curvature(opt_.loss, c.curv.data(), p.tan[out], p.radj[out], n * positions_,
                       plan_.output_dim / positions_, k, T(1.0 / double(n_ * positions_)));
+  p.radj_unset[size_t(plan_.values[size_t(out)].storage)] = 0;  // written in full just now
   const bool hessian = opt_.curvature == Curvature::Hessian;
   for (size_t i = plan_.steps.size(); i-- > 0;) {
     const PlanStep& st = plan_.steps[i];
     if (!plan_.values[size_t(st.out)].diff) continue;
+    zero_unset_radj(p, st, k);
     graph_ops::step_backward(p, st, i, k, p.radj);
     if (hessian) graph_ops::step_second_order(p, st, i);
   }

@@ -30,6 +30,10 @@ struct Pass {
   std::vector<const T*> deriv1, deriv2;
   const int64_t* ids = nullptr;  // the chunk's token ids [n, per-sample] (integer input)
   std::vector<Buffer<T>>* slots = nullptr;
+  // Tangent pass only, per storage id: the tangent adjoint (radj) holds no value yet. Its
+  // first writer overwrites it instead of adding to zeros, which saves zeroing every
+  // [k, n, ...] buffer per product; rules that cannot overwrite get it zeroed first.
+  std::vector<char> radj_unset;
 
   Pass(Compute<T>& c, const Plan& p) : cx(c), plan(p) {}
   const PlanValue& value(int id) const { return plan.values[size_t(id)]; }
@@ -42,6 +46,15 @@ struct Pass {
     s[0] = value(id).batched() ? n : 1;
     s.insert(s.begin(), reps);
     return s;
+  }
+  // Whether a rule writing into adj[id] must overwrite (true once, for the first writer of
+  // an unset tangent adjoint) rather than accumulate; always false for primal adjoints.
+  bool first_write(const std::vector<T*>& adj, int id) {
+    if (&adj != &radj || radj_unset.empty()) return false;
+    char& unset = radj_unset[size_t(value(id).storage)];
+    const bool first = unset != 0;
+    unset = 0;
+    return first;
   }
   // Scratch memory that persists across passes; distinct slots never overlap.
   T* scratch(size_t slot, int64_t size) {

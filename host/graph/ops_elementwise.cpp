@@ -19,13 +19,25 @@ void scale_by_cached(Pass<T>& p, const T* d, const T* r, T* out, int64_t n, int6
                      bool accumulate) {
   p.cx.binary(BinaryKind::Mul, d, {1, n}, r, {reps, n}, out, {reps, n}, T(1), accumulate);
 }
+// Whether the tangent pass's backward adds the Hessian's second-order term too (its cached
+// f''(x) g_y is there), saving a pass over the [k, n, ...] adjoint.
+template <class T>
+bool fused_second_order(const Pass<T>& p, size_t i, const std::vector<T*>& adj) {
+  return &adj == &p.radj && i < p.deriv2.size() && p.deriv2[i] != nullptr;
+}
 }  // namespace
 
 template <class T>
 void unary_backward(Pass<T>& p, const PlanStep& s, size_t i, int64_t reps,
                     const std::vector<T*>& adj) {
   const int x = s.in[0];
-  scale_by_cached(p, p.deriv1.at(i), adj[s.out], adj[x], p.count(x), reps, true);
+  const bool accumulate = !p.first_write(adj, x);
+  if (fused_second_order(p, i, adj)) {  // R g_x (+)= f'(x) R g_y + f''(x) g_y Rx, one pass
+    p.cx.scaled_sum(p.deriv1[i], adj[s.out], p.deriv2[i], p.tan[x], adj[x], p.count(x), reps,
+                    accumulate);
+    return;
+  }
+  scale_by_cached(p, p.deriv1.at(i), adj[s.out], adj[x], p.count(x), reps, accumulate);
 }
 
 template <class T>
@@ -36,6 +48,7 @@ void unary_rforward(Pass<T>& p, const PlanStep& s, size_t i) {
 
 template <class T>
 void unary_second_order(Pass<T>& p, const PlanStep& s, size_t i) {
+  if (fused_second_order(p, i, p.radj)) return;  // added by unary_backward
   const int x = s.in[0];
   scale_by_cached(p, p.deriv2.at(i), p.tan[x], p.radj[x], p.count(x), p.k, true);
 }
@@ -64,14 +77,15 @@ namespace {
 // into (+)= alpha * reduce(src * factor) to the shape of `into`; src and factor broadcast to so.
 template <class T>
 void product_adjoint(Pass<T>& p, const T* src, const Shape& ss, const T* factor, const Shape& sf,
-                     BinaryKind op, T* into, const Shape& si, const Shape& so, T alpha) {
+                     BinaryKind op, T* into, const Shape& si, const Shape& so, T alpha,
+                     bool accumulate = true) {
   if (si == so) {
-    p.cx.binary(op, src, ss, factor, sf, into, si, alpha, true);
+    p.cx.binary(op, src, ss, factor, sf, into, si, alpha, accumulate);
     return;
   }
   T* t = p.scratch(0, shape_numel(so));
   p.cx.binary(op, src, ss, factor, sf, t, so, T(1), false);
-  p.cx.reduce_to(t, so, into, si, alpha, true);
+  p.cx.reduce_to(t, so, into, si, alpha, accumulate);
 }
 }  // namespace
 
@@ -87,17 +101,20 @@ void binary_backward(Pass<T>& p, const PlanStep& s, size_t, int64_t reps,
     const Shape sv = p.runtime(side ? s.b_shape : s.a_shape, v, reps);
     const int other = s.in[size_t(1 - side)];
     const Shape sother = p.runtime(side ? s.a_shape : s.b_shape, other, 1);
+    const bool accumulate = !p.first_write(adj, v);
     switch (s.binary) {
       case BinaryKind::Add:
       case BinaryKind::Sub:
         p.cx.reduce_to(gy, so, adj[v], sv,
-                       (side == 1 && s.binary == BinaryKind::Sub) ? T(-1) : T(1), true);
+                       (side == 1 && s.binary == BinaryKind::Sub) ? T(-1) : T(1), accumulate);
         break;
       case BinaryKind::Mul:
-        product_adjoint(p, gy, so, p.val[other], sother, BinaryKind::Mul, adj[v], sv, so, T(1));
+        product_adjoint(p, gy, so, p.val[other], sother, BinaryKind::Mul, adj[v], sv, so, T(1),
+                        accumulate);
         break;
       case BinaryKind::Div:  // only a / constant reaches here (the planner refuses the rest)
-        product_adjoint(p, gy, so, p.val[b], sother, BinaryKind::Div, adj[v], sv, so, T(1));
+        product_adjoint(p, gy, so, p.val[b], sother, BinaryKind::Div, adj[v], sv, so, T(1),
+                        accumulate);
         break;
     }
   }

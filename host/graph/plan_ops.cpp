@@ -1,6 +1,6 @@
-// Lowering of the parameterised ops: Gemm and MatMul to Linear (+ a broadcast Add for
-// Gemm's C), Conv to Conv (+ an Add of the bias), BatchNormalization (inference form) to
-// x * a + c with a = scale / sqrt(var + eps) and c = bias - mean * a.
+// Lowering of the parameterised ops: Gemm and MatMul to Linear (a bias C as its third input,
+// any other C a broadcast Add), Conv to Conv (+ an Add of the bias), BatchNormalization (inference
+// form) to x * a + c with a = scale / sqrt(var + eps) and c = bias - mean * a.
 #include <algorithm>
 #include <cmath>
 
@@ -38,13 +38,18 @@ void Planner::lower_gemm(const GraphNode& n) {
   Shape shape = va.shape;
   shape.back() = out;
   const SampleLayout layout = va.samples;
-  s.out = add_value(has_c ? temp(name, "gemm") : name, ValueClass::Data, shape);
+  int c = has_c ? input(n, 2) : -1;
+  if (has_c && value(c).batched()) fail(n, "C must not depend on the data");
+  // A bias (C of [out] or [1, out], beta 1) is the Linear step's own third input: its rules
+  // add it in the passes they make anyway instead of a separate broadcast Add.
+  const bool bias =
+      has_c && beta == 1.0 && (value(c).shape == Shape{out} || value(c).shape == Shape{1, out});
+  if (bias) s.in.push_back(c);
+  s.out = add_value(has_c && !bias ? temp(name, "gemm") : name, ValueClass::Data, shape);
   set_layout(s.out, layout);
   const int y = s.out;
   add_step(std::move(s));
-  if (!has_c) return;
-  int c = input(n, 2);
-  if (value(c).batched()) fail(n, "C must not depend on the data");
+  if (!has_c || bias) return;
   if (beta != 1.0)
     c = binary(n, BinaryKind::Mul, c, add_constant(temp(name, "beta"), {}, {beta}),
                temp(name, "beta_c"));

@@ -1,5 +1,6 @@
 // CPU compute backend, part 1: memory, BLAS GEMMs, elementwise maps with their derivatives,
-// and numpy-broadcast binary ops and reductions (plain strided loops over up to 8 axes).
+// and numpy-broadcast binary ops and reductions (strided loops over up to 8 axes, threaded
+// with OpenMP above a size, with results that do not depend on the thread count).
 #include "cpu_compute.hpp"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu_broadcast.hpp"
 #include "hspec/backends/cpu/blas.hpp"
 #include "hspec/error.hpp"
 #include "hspec/graph/compute_math.hpp"
@@ -14,65 +16,18 @@
 namespace hspec {
 namespace {
 
-// Row-major strides of s, with 0 where the axis is broadcast against `full`.
-Shape broadcast_strides(const Shape& s, const Shape& full) {
-  Shape st(s.size(), 0);
-  int64_t acc = 1;
-  for (size_t i = s.size(); i-- > 0;) {
-    st[i] = (s[i] == 1 && full[i] != 1) ? 0 : acc;
-    acc *= s[i];
-  }
-  return st;
-}
+using cpu_broadcast::for_each_broadcast;
+using cpu_broadcast::kParallelMin;
 
 void check_ranks(const Shape& a, const Shape& b) {
   if (a.size() != b.size() || a.size() > size_t(kMaxRank) || a.empty())
     throw Error("graph compute: broadcast shapes of different or unsupported rank");
 }
 
-// Calls inner(out, a, b, count, stride_a, stride_b) for runs of `count` consecutive output
-// elements, the operands advancing by their strides (0 = broadcast). Adjacent axes with
-// the same broadcast pattern are merged first, so a per-channel operand over [k, n, C, H, W]
-// gives runs of H W elements instead of W.
-template <class Inner>
-void for_each_broadcast(const Shape& full, const Shape& sa, const Shape& sb, Inner inner) {
-  if (shape_numel(full) == 0) return;
-  const Shape ta0 = broadcast_strides(sa, full), tb0 = broadcast_strides(sb, full);
-  int64_t ext[kMaxRank], ta[kMaxRank], tb[kMaxRank];
-  int r = 0;
-  for (size_t i = 0; i < full.size(); ++i) {
-    if (full[i] == 1) continue;  // extent-1 axes contribute nothing
-    if (r > 0 && ta[r - 1] == ta0[i] * full[i] && tb[r - 1] == tb0[i] * full[i]) {
-      ext[r - 1] *= full[i];  // contiguous with the previous axis in both operands
-      ta[r - 1] = ta0[i];
-      tb[r - 1] = tb0[i];
-      continue;
-    }
-    ext[r] = full[i];
-    ta[r] = ta0[i];
-    tb[r] = tb0[i];
-    ++r;
-  }
-  if (r == 0) {
-    inner(int64_t(0), int64_t(0), int64_t(0), int64_t(1), int64_t(0), int64_t(0));
-    return;
-  }
-  const int64_t run = ext[r - 1], total = shape_numel(full);
-  int64_t idx[kMaxRank] = {0};
-  int64_t oa = 0, ob = 0;
-  for (int64_t o = 0; o < total; o += run) {
-    inner(o, oa, ob, run, ta[r - 1], tb[r - 1]);
-    for (int ax = r - 1; ax-- > 0;) {  // odometer over the outer axes
-      ++idx[ax];
-      oa += ta[ax];
-      ob += tb[ax];
-      if (idx[ax] < ext[ax]) break;
-      oa -= ta[ax] * ext[ax];
-      ob -= tb[ax] * ext[ax];
-      idx[ax] = 0;
-    }
-  }
-}
+// Source elements per block of a reduction (see reduce_to) and the most blocks: fixed by the
+// shapes alone, so the sums do not depend on the thread count.
+constexpr int64_t kReduceBlock = 1 << 14;
+constexpr int64_t kMaxReduceBlocks = 64;
 
 template <class T, class Op>
 void binary_loop(const T* a, const Shape& sa, const T* b, const Shape& sb, T* out, const Shape& so,
@@ -119,14 +74,21 @@ void CpuCompute<T>::download(const T* dev, T* host, int64_t n) {
 }
 template <class T>
 void CpuCompute<T>::fill(T* x, int64_t n, T value) {
-  std::fill(x, x + n, value);
+  constexpr int64_t kPiece = 1 << 14;
+  const int64_t pieces = (n + kPiece - 1) / kPiece;
+  HSPEC_OMP_FOR_IF(n >= kParallelMin)
+  for (int64_t b = 0; b < pieces; ++b)
+    std::fill(x + b * kPiece, x + std::min(n, (b + 1) * kPiece), value);
 }
 template <class T>
 void CpuCompute<T>::axpy(int64_t n, T alpha, const T* x, T* y, bool accumulate) {
-  if (accumulate)
+  if (accumulate) {
+    HSPEC_OMP_FOR_IF(n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
-  else
+  } else {
+    HSPEC_OMP_FOR_IF(n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+  }
 }
 template <class T>
 void CpuCompute<T>::copy_2d(const T* src, int64_t ld_src, T* dst, int64_t ld_dst, int64_t rows,
@@ -156,22 +118,25 @@ void CpuCompute<T>::gemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t
 template <class T>
 void CpuCompute<T>::swap_axes12(const T* src, T* dst, int64_t a, int64_t b, int64_t c, int64_t d,
                                 bool accumulate) {
-  for (int64_t i = 0; i < a; ++i)
-    for (int64_t j = 0; j < b; ++j)
-      for (int64_t l = 0; l < c; ++l) {
-        const T* s = src + ((i * b + j) * c + l) * d;
-        T* t = dst + ((i * c + l) * b + j) * d;
-        if (accumulate)
-          for (int64_t e = 0; e < d; ++e) t[e] += s[e];
-        else
-          std::copy(s, s + d, t);
-      }
+  // One row of d elements per (i, j, l); rows are independent, so they are dealt to threads.
+  const int64_t rows = a * b * c;
+  HSPEC_OMP_FOR_IF(rows * d >= kParallelMin && rows > 1)
+  for (int64_t q = 0; q < rows; ++q) {
+    const int64_t l = q % c, j = (q / c) % b, i = q / (b * c);
+    const T* s = src + q * d;
+    T* t = dst + ((i * c + l) * b + j) * d;
+    if (accumulate)
+      for (int64_t e = 0; e < d; ++e) t[e] += s[e];
+    else
+      std::copy(s, s + d, t);
+  }
 }
 
 template <class T>
 void CpuCompute<T>::unary(UnaryKind f, const T* x, T* y, int64_t n) {
-  T v[3] = {T(0), T(0), T(0)};
+  HSPEC_OMP_FOR_IF(n >= kParallelMin / 8)  // transcendental: threads pay off sooner
   for (int64_t i = 0; i < n; ++i) {
+    T v[3] = {T(0), T(0), T(0)};
     unary_values(f, x[i], v);
     y[i] = v[0];
   }
@@ -182,10 +147,12 @@ void CpuCompute<T>::unary_derivative(UnaryKind f, int order, const T* x, const T
                                      T* out, int64_t n, int64_t reps, bool accumulate) {
   // Derivatives of a block of x once, then applied to every repetition (direction).
   constexpr int64_t kBlock = 512;
-  T d[kBlock];
-  T v[3] = {T(0), T(0), T(0)};
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
-    const int64_t m = std::min(kBlock, n - i0);
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  HSPEC_OMP_FOR_IF(n * reps >= kParallelMin && blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i0 = b * kBlock, m = std::min(kBlock, n - i0);
+    T d[kBlock];
+    T v[3] = {T(0), T(0), T(0)};
     for (int64_t i = 0; i < m; ++i) {
       unary_values(f, x[i0 + i], v);
       d[i] = v[order] * (s ? s[i0 + i] : T(1));
@@ -219,6 +186,17 @@ void CpuCompute<T>::binary(BinaryKind op, const T* a, const Shape& sa, const T* 
 }
 
 template <class T>
+void CpuCompute<T>::scaled_sum(const T* a, const T* p, const T* b, const T* q, T* out, int64_t n,
+                               int64_t reps, bool accumulate) {
+  HSPEC_OMP_FOR_IF(n * reps >= kParallelMin && reps * n > 1)
+  for (int64_t c = 0; c < reps * n; ++c) {
+    const int64_t i = c % n;
+    const T first = accumulate ? out[c] + a[i] * p[c] : a[i] * p[c];
+    out[c] = first + b[i] * q[c];
+  }
+}
+
+template <class T>
 void CpuCompute<T>::broadcast_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                                  bool accumulate) {
   check_ranks(ss, sd);
@@ -229,25 +207,64 @@ template <class T>
 void CpuCompute<T>::reduce_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                               bool accumulate) {
   check_ranks(ss, sd);
+  if (ss == sd) {  // nothing to sum: an elementwise copy (same rounding as the sums' path)
+    binary_loop(src, ss, src, ss, dst, sd, alpha, accumulate, [](T x, T) { return x; });
+    return;
+  }
   // Summed in double and rounded once: a bias adjoint sums thousands of samples, and a float
-  // running sum would lose digits that the products' GEMM terms keep.
+  // running sum would lose digits that the products' GEMM terms keep. The source's runs are
+  // summed in fixed blocks (each into its own partial sums, in order), and the partials are
+  // added in block order, so threads change nothing in the result.
   const int64_t m = shape_numel(sd);
-  std::vector<double> acc(size_t(m), 0.0);
-  // Iterate over the source; the destination index ignores the reduced axes.
-  for_each_broadcast(ss, sd, sd,
-                     [&](int64_t i, int64_t o, int64_t, int64_t n, int64_t sto, int64_t) {
-                       const T* x = src + i;
-                       if (sto == 0) {  // a run summed into one element
-                         double sum = 0;
-                         for (int64_t j = 0; j < n; ++j) sum += double(x[j]);
-                         acc[size_t(o)] += sum;
-                       } else {
-                         double* y = acc.data() + o;
-                         for (int64_t j = 0; j < n; ++j) y[j * sto] += double(x[j]);
-                       }
-                     });
+  const cpu_broadcast::Runs r(ss, sd, sd);
+  if (r.total == 0) {
+    if (!accumulate) fill(dst, m, T(0));
+    return;
+  }
+  bool rows_only = r.rank > 0 && r.ta[r.rank - 1] == 0;
+  for (int ax = 0; ax + 1 < r.rank; ++ax) rows_only = rows_only && r.ta[ax] != 0;
+  if (rows_only) {  // each run sums into its own element: runs split over threads as they are
+    HSPEC_OMP_FOR_IF(r.total >= kParallelMin)
+    for (int64_t g = 0; g < cpu_broadcast::kMaxPieces; ++g) {
+      auto sum_row = [&](int64_t i, int64_t o, int64_t, int64_t n, int64_t, int64_t) {
+        double sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += double(src[i + j]);
+        const T v = T(double(alpha) * sum);
+        dst[o] = accumulate ? dst[o] + v : v;
+      };
+      r.visit(r.count * g / cpu_broadcast::kMaxPieces,
+              r.count * (g + 1) / cpu_broadcast::kMaxPieces, sum_row);
+    }
+    return;
+  }
+  const int64_t by_size = (r.total + kReduceBlock - 1) / kReduceBlock;
+  const int64_t blocks =
+      std::max<int64_t>(1, std::min({by_size, kMaxReduceBlocks, r.count, r.total / (4 * m)}));
+  if (partial_.size() < size_t(blocks * m)) partial_.resize(size_t(blocks * m));
+  double* part = partial_.data();
+  HSPEC_OMP_FOR_IF(blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    double* acc = part + b * m;
+    std::fill(acc, acc + m, 0.0);
+    // Iterate over the source; the destination index ignores the reduced axes.
+    auto sum_run = [&](int64_t i, int64_t o, int64_t, int64_t n, int64_t sto, int64_t) {
+      const T* x = src + i;
+      if (sto == 0) {  // a run summed into one element
+        double sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += double(x[j]);
+        acc[o] += sum;
+      } else {
+        double* y = acc + o;
+        for (int64_t j = 0; j < n; ++j) y[j * sto] += double(x[j]);
+      }
+    };
+    r.visit(r.count * b / blocks, r.count * (b + 1) / blocks, sum_run);
+  }
+  HSPEC_OMP_FOR_IF(m * blocks >= kParallelMin)
   for (int64_t i = 0; i < m; ++i) {
-    const T v = T(double(alpha) * acc[size_t(i)]);
+    double sum = part[i];
+    for (int64_t b = 1; b < blocks; ++b) sum += part[b * m + i];
+    const T v = T(double(alpha) * sum);
     dst[i] = accumulate ? dst[i] + v : v;
   }
 }

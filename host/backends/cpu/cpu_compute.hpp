@@ -1,5 +1,7 @@
 // The CPU compute backend of the graph engine (declaration shared by its source files).
 #pragma once
+#include <vector>
+
 #include "hspec/graph/compute.hpp"
 
 namespace hspec {
@@ -32,6 +34,8 @@ class CpuCompute final : public Compute<T> {
                         int64_t n, int64_t reps, bool accumulate) override;
   void binary(BinaryKind op, const T* a, const Shape& sa, const T* b, const Shape& sb, T* out,
               const Shape& so, T alpha, bool accumulate) override;
+  void scaled_sum(const T* a, const T* p, const T* b, const T* q, T* out, int64_t n, int64_t reps,
+                  bool accumulate) override;
   void broadcast_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                     bool accumulate) override;
   void reduce_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
@@ -55,6 +59,9 @@ class CpuCompute final : public Compute<T> {
                       const T* targets, T scale, T* grad, T* curv, int64_t* correct) override;
   void loss_curvature(Loss loss, const T* curv, const T* rz, T* out, int64_t n, int64_t out_dim,
                       int64_t reps, T scale) override;
+
+ private:
+  std::vector<double> partial_;  // reduce_to's per-block sums, kept to avoid a heap call each
 };
 
 extern template class CpuCompute<float>;

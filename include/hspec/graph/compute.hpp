@@ -110,6 +110,14 @@ class Compute {
   // out (+)= alpha * (a op b), numpy broadcasting over equal-rank shapes.
   virtual void binary(BinaryKind op, const T* a, const Shape& sa, const T* b, const Shape& sb,
                       T* out, const Shape& so, T alpha, bool accumulate) = 0;
+  // out[j n + i] (+)= a_i p[j n + i] + b_i q[j n + i] for j < reps: an activation's two
+  // cached derivative terms applied to every direction in one pass (default: two binary
+  // passes, which round the same way).
+  virtual void scaled_sum(const T* a, const T* p, const T* b, const T* q, T* out, int64_t n,
+                          int64_t reps, bool accumulate) {
+    binary(BinaryKind::Mul, a, {1, n}, p, {reps, n}, out, {reps, n}, T(1), accumulate);
+    binary(BinaryKind::Mul, b, {1, n}, q, {reps, n}, out, {reps, n}, T(1), true);
+  }
   // dst (+)= alpha * src broadcast from ss to sd.
   virtual void broadcast_to(const T* src, const Shape& ss, T* dst, const Shape& sd, T alpha,
                             bool accumulate) = 0;

@@ -53,7 +53,7 @@ struct PlanValue {
 };
 
 enum class StepKind {
-  Linear,      // y[rows, out] = alpha x[rows, in] op(w), x Data, w Param/Constant
+  Linear,      // y[rows, out] = alpha x[rows, in] op(w) (+ bias[out]), x Data, w Param/Constant
   MatMulData,  // y = a b per sample and batch index, a and b both Data
   Conv,        // 2-D convolution (channel groups), without bias (lowered to an Add)
   Unary,       // elementwise function
@@ -75,7 +75,8 @@ struct PlanStep {
   std::vector<int> in;   // value ids (constants included)
   int out = -1;
   // Linear: rows_per_sample x in_dim times op(w) [in_dim, out_dim]; w stored [out, in] when
-  // trans_w (Gemm transB=1), else [in, out].
+  // trans_w (Gemm transB=1), else [in, out]. A third input, when present, is a bias [out]
+  // (Gemm's C) added to every row.
   double alpha = 1;
   bool trans_w = false;
   int64_t rows_per_sample = 1, in_dim = 0, out_dim = 0;
