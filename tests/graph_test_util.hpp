@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "hspec/error.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/graph/graph.hpp"
 #include "hspec/graph/graph_operator.hpp"
+#include "hspec/graph/plan.hpp"
 #include "hspec/random.hpp"
 
 namespace hspec::graphtest {
@@ -185,6 +187,31 @@ inline double rel_err(const std::vector<double>& a, const std::vector<double>& b
     s += b[i] * b[i];
   }
   return std::sqrt(d / std::max(s, 1e-300));
+}
+
+// x [T, D] -> x W (a parameter) -> ... built by `body` ... -> mean over T -> Gemm -> [3].
+template <class Body>
+inline Graph sequence_model(int64_t T, int64_t D, uint64_t seed, Body body) {
+  Builder b({T, D}, seed);
+  b.node("MatMul", {"x", b.param("w_in", {D, D}, 0.6)}, "h");
+  const std::string out = body(b, "h");
+  b.node("ReduceMean", {out}, "pooled").attrs["axes"] = attr_is({1});
+  b.g.nodes.back().attrs["keepdims"] = attr_i(0);
+  b.node("Gemm", {"pooled", b.param("w_out", {D, 3}, 0.6), b.param("b_out", {3}, 0.2)}, "y");
+  return b.g;
+}
+
+// make_plan must refuse `g` with an InputError whose message holds every one of `parts`
+// (the node's quoted name, the op, what is wrong); `what` names the case in a failure.
+inline void expect_plan_refused(const Graph& g, const std::vector<std::string>& parts,
+                                const std::string& what) {
+  try {
+    make_plan(g);
+    ADD_FAILURE() << "accepted: " << what;
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    for (const std::string& part : parts) EXPECT_NE(msg.find(part), std::string::npos) << msg;
+  }
 }
 
 // The full check for one graph: backward against finite differences of the loss, the

@@ -100,15 +100,7 @@ void expect_refused(const std::function<void(Builder&)>& body, const std::string
   Builder b({3, 4}, 9);
   b.node("MatMul", {"x", b.param("w", {4, 4}, 0.5)}, "h");
   body(b);
-  try {
-    make_plan(b.g);
-    ADD_FAILURE() << "accepted: " << what;
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("'" + node + "'"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("(" + op + ")"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(what), std::string::npos) << msg;
-  }
+  expect_plan_refused(b.g, {"'" + node + "'", "(" + op + ")", what}, what);
 }
 
 TEST(GraphAttentionHostile, BadNodesNameTheNodeAndOp) {

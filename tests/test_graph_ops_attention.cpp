@@ -18,18 +18,6 @@ namespace {
 
 using namespace graphtest;
 
-// x [T, D] -> x W (a parameter) -> ... built by `body` ... -> mean over T -> Gemm -> [3].
-template <class Body>
-Graph sequence_model(int64_t T, int64_t D, uint64_t seed, Body body) {
-  Builder b({T, D}, seed);
-  b.node("MatMul", {"x", b.param("w_in", {D, D}, 0.6)}, "h");
-  const std::string out = body(b, "h");
-  b.node("ReduceMean", {out}, "pooled").attrs["axes"] = attr_is({1});
-  b.g.nodes.back().attrs["keepdims"] = attr_i(0);
-  b.node("Gemm", {"pooled", b.param("w_out", {D, 3}, 0.6), b.param("b_out", {3}, 0.2)}, "y");
-  return b.g;
-}
-
 TEST(GraphAttentionOps, LayerNormalizationFused) {
   // Over the last axis with scale and bias parameters, and over the last two axes with a
   // constant scale and no bias.

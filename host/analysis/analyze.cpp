@@ -128,9 +128,7 @@ void run_operator(const std::function<ShardOperator<T>()>& build, VectorSpace<T>
   if (opt.distributed == nullptr) {
     ShardOperator<T> s = build();
     rep.loss_value = s.loss;
-    double g = 0;
-    for (double v : s.gradient) g += v * v;
-    rep.grad_norm = std::sqrt(g);
+    rep.grad_norm = gradient_norm(s.gradient);
     run_solver<T>(*s.op, space, opt, lo, eig, rep);
     run_estimators<T>(*s.op, space, opt, rep);
     return;

@@ -109,13 +109,6 @@ DataParallelOperator<T>::~DataParallelOperator() {
 }
 
 template <class T>
-double DataParallelOperator<T>::grad_norm() const {
-  double s = 0;
-  for (double v : grad_) s += v * v;
-  return std::sqrt(s);
-}
-
-template <class T>
 template <class U>
 void DataParallelOperator<T>::reduce(U* data, int64_t n) {
   comm_.allreduce_sum(data, n);

@@ -109,13 +109,6 @@ template <class T>
 GraphCurvatureOperator<T>::~GraphCurvatureOperator() = default;
 
 template <class T>
-double GraphCurvatureOperator<T>::grad_norm() const {
-  double s = 0;
-  for (double v : grad_) s += v * v;
-  return std::sqrt(s);
-}
-
-template <class T>
 void GraphCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool accumulate) {
   State& s = *st_;
   const size_t V = plan_.values.size();

@@ -160,9 +160,8 @@ void Planner::lower_softmax(const GraphNode& n) {
   s.axis = v.batched() ? step_axis(n, v, axis) : axis + 1;
   s.out_shape = s.a_shape;
   s.out_shape[size_t(s.axis)] = 1;
-  const SampleLayout layout = v.samples;  // v dangles once add_value grows the value table
   s.out = add_value(n.outputs[0], v.cls, v.shape);
-  set_layout(s.out, layout);
+  set_layout(s.out, v.samples);
   add_step(std::move(s));
 }
 
@@ -202,9 +201,7 @@ void Planner::lower_expand(const GraphNode& n) {
   const int x = input(n, 0);
   const GraphTensor* t = int_input(n, 1);
   if (!t) fail(n, "the target shape is missing");
-  // A copy: add_constant and binary below grow the value table, which would leave a
-  // reference dangling.
-  const PlanValue v = value(x);
+  const PlanValue& v = value(x);
   Shape target = t->ints;
   // The importer writes -1 for a dimension 0 that is the number of samples.
   const bool over_samples = !target.empty() && target[0] == -1;

@@ -123,13 +123,6 @@ template <class T>
 CpuCurvatureOperator<T>::~CpuCurvatureOperator() = default;
 
 template <class T>
-double CpuCurvatureOperator<T>::grad_norm() const {
-  double s = 0;
-  for (double v : grad_) s += v * v;
-  return std::sqrt(s);
-}
-
-template <class T>
 void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool accumulate) {
   const size_t L = model_.layers.size();
   const Activation act = model_.activation;

@@ -1,10 +1,20 @@
 // The curvature-operator seam: Y = C X for a block of directions X, C symmetric.
 #pragma once
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "hspec/block.hpp"
 
 namespace hspec {
+
+// The Euclidean norm of a gradient, which every operator keeps in double (flat parameter
+// order) and reports as grad_norm().
+inline double gradient_norm(const std::vector<double>& g) {
+  double s = 0;
+  for (double v : g) s += v * v;
+  return std::sqrt(s);
+}
 
 // A symmetric linear operator applied to blocks of vectors (Spectra's operator concept,
 // batched): the solvers touch the Hessian only through apply().

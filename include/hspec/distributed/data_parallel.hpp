@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hspec/distributed/agreement.hpp"
@@ -93,7 +93,7 @@ class DataParallelOperator final : public CurvatureOperator<T> {
   // Over all samples: the mean loss and its gradient.
   double loss_value() const { return loss_; }
   const std::vector<double>& gradient() const { return grad_; }
-  double grad_norm() const;
+  double grad_norm() const { return gradient_norm(grad_); }
   const DataParallelInfo& info() const { return info_; }
 
  private:

@@ -62,7 +62,7 @@ class GraphCurvatureOperator final : public CurvatureOperator<T> {
   // At the checkpoint: mean loss, its gradient (flat parameter order) and norm, in double.
   double loss_value() const { return loss_; }
   const std::vector<double>& gradient() const { return grad_; }
-  double grad_norm() const;
+  double grad_norm() const { return gradient_norm(grad_); }
   int64_t correct() const { return correct_; }
   int64_t chunk_size() const { return chunk_; }
   bool primal_cached() const { return cache_all_; }

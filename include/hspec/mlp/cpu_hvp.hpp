@@ -38,7 +38,7 @@ class CpuCurvatureOperator final : public CurvatureOperator<T> {
   // accumulated in double.
   double loss_value() const { return loss_; }
   const std::vector<double>& gradient() const { return grad_; }
-  double grad_norm() const;
+  double grad_norm() const { return gradient_norm(grad_); }
   // Samples whose prediction (argmax of the outputs for ce, output > 0 for bce) matches
   // the label; 0 for mse. Lets training report accuracy without a second forward pass.
   int64_t correct() const { return correct_; }
