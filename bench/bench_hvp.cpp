@@ -3,8 +3,9 @@
 // v.Hu), then times them and prints one JSON line per (workload, block size): ms per HVP (median),
 // GFLOP/s at the nominal 12 N P flops per HVP and at the flops really executed, and the latter as a
 // fraction of the machine's GEMM rate (sgemm or dgemm, as the precision) measured in the same run,
-// and the BLAS library and kernel that ran. --engine graph runs the same MLP through the graph
-// engine (graph_from_mlp and the graph operator) instead of the MLP operator, for comparing them.
+// and the BLAS library and kernel that ran. The products are the graph operator's on the MLP as a
+// graph (graph_from_mlp), what `hspec analyze` runs; --engine mlp times the MLP reference
+// operator (include/hspec/mlp/reference_operator.hpp) instead, for comparing the two.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,7 +21,7 @@
 #include "hspec/backends/cpu/blas.hpp"
 #include "hspec/backends/cpu/blas_runtime.hpp"
 #include "hspec/graph/graph_operator.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
 
@@ -64,7 +65,7 @@ struct Args {
   int reps = 5;
   int threads = 0;  // 0: OMP_NUM_THREADS / the BLAS's default
   std::string precision = "fp32";
-  std::string engine = "mlp";
+  std::string engine = "graph";
 };
 
 Args parse(int argc, char** argv) {
@@ -105,7 +106,7 @@ Args parse(int argc, char** argv) {
       throw std::runtime_error(
           "usage: hspec_bench [--workload mlp_small|mlp_wide|all] "
           "[--samples N (0 = the workload's)] [--blocks 1,4,16] [--reps R] [--threads N] "
-          "[--precision fp32|fp64] [--engine mlp|graph] [--cpu-time]");
+          "[--precision fp32|fp64] [--engine graph|mlp] [--cpu-time]");
     }
   }
   return a;
@@ -162,7 +163,7 @@ int run(const Args& args) {
     const hspec::Dataset ds = hspec::teacher_dataset(teacher, n, 3);
     const hspec::Model model = hspec::random_mlp(w.sizes, w.activation, 1);
     const int64_t max_block = *std::max_element(args.blocks.begin(), args.blocks.end());
-    hspec::CpuOperatorOptions opt;
+    hspec::MlpReferenceOptions opt;
     opt.loss = w.loss;
     opt.max_block = std::max<int64_t>(max_block, 2);  // the check applies 2 directions
     opt.memory_budget = 8ull << 30;
@@ -179,7 +180,7 @@ int run(const Args& args) {
       chunk = g->chunk_size();
       owned = std::move(g);
     } else {
-      auto m = std::make_unique<hspec::CpuCurvatureOperator<T>>(model, ds, opt);
+      auto m = std::make_unique<hspec::MlpReferenceOperator<T>>(model, ds, opt);
       chunk = m->chunk_size();
       owned = std::move(m);
     }

@@ -1,6 +1,6 @@
 // Where a Lanczos run's time goes on the CPU: runs what `hspec analyze --top T --bottom B`
-// runs (BlockLanczos on the CPU R-operator) on a benchmark workload and splits wall and
-// process CPU time between the products (inside apply) and the solver's vector algebra
+// runs (BlockLanczos on the graph operator, the MLP as a graph) on a benchmark workload and splits
+// wall and process CPU time between the products (inside apply) and the solver's vector algebra
 // (gram, update, norms, ...), each timed through a wrapper of the operator and the space.
 // `--diagonal` swaps the products for a diagonal operator of the same dimension, which
 // isolates the algebra; `--products-only` times the same number of bare products in a row.
@@ -16,7 +16,7 @@
 #include "hspec/backends/cpu/blas_runtime.hpp"
 #include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/graph/graph_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
 #include "hspec/solvers/lanczos.hpp"
@@ -163,11 +163,11 @@ int run(const Args& a) {
   const hspec::Model teacher = hspec::random_mlp(w->sizes, act, 2);
   const hspec::Dataset ds = hspec::teacher_dataset(teacher, a.samples, 3);
   const hspec::Model model = hspec::random_mlp(w->sizes, act, 1);
-  hspec::CpuOperatorOptions opt;
+  hspec::GraphOperatorOptions opt;
   opt.loss = w->loss;
   opt.max_block = a.block;
   opt.memory_budget = 8ull << 30;
-  hspec::CpuCurvatureOperator<T> hvp(model, ds, opt);
+  hspec::GraphCurvatureOperator<T> hvp(hspec::graph_from_mlp(model), ds, opt);
   std::vector<double> diag(static_cast<size_t>(hvp.dim()));
   for (size_t i = 0; i < diag.size(); ++i) diag[i] = hspec::rng::gaussian(7, 0, i);
   hspec::DiagonalOperator<T> dop(diag, a.block);

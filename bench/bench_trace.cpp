@@ -18,7 +18,7 @@
 #include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/dataset.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/graph/graph_operator.hpp"
 #include "hspec/mlp/model.hpp"
 #include "hspec/solvers/trace.hpp"
 
@@ -53,10 +53,11 @@ int main(int argc, char** argv) {
     if (methods.empty()) methods = {"krylov-hutchpp", "hutchpp", "hutchinson"};
     if (!(exact != 0) || budget < 1 || seeds < 1) throw UsageError("bad arguments");
 
-    CpuOperatorOptions co;
+    GraphOperatorOptions co;  // the operator `hspec analyze` runs an MLP checkpoint on
     co.loss = model.has_loss_hint ? model.loss_hint : Loss::CE;
     co.max_block = 16;
-    CpuCurvatureOperator<double> op(model, ds, co);
+    check_data_fits(model, ds, co.loss);
+    GraphCurvatureOperator<double> op(graph_from_mlp(model), ds, co);
     CpuSpace<double> space;
     for (const std::string& name : methods) {
       TraceOptions o;  // the CLI's defaults but for method, budget, tolerance and seed

@@ -6,13 +6,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "hspec/backends/cpu/blas.hpp"
 #include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/formats/dataset.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/graph/graph_operator.hpp"
 #include "hspec/mlp/model.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/random.hpp"
 #include "hspec/solvers/lanczos.hpp"
 
@@ -60,13 +63,51 @@ inline Dataset make_data(int64_t n, int64_t d, Loss loss, int64_t out, uint64_t 
   return ds;
 }
 
-inline CpuOperatorOptions options(Loss loss, Curvature c = Curvature::Hessian,
-                                  int64_t max_block = 8) {
-  CpuOperatorOptions o;
+inline MlpReferenceOptions options(Loss loss, Curvature c = Curvature::Hessian,
+                                   int64_t max_block = 8) {
+  MlpReferenceOptions o;
   o.loss = loss;
   o.curvature = c;
   o.max_block = max_block;
   return o;
+}
+
+// The two implementations of an MLP's products: the graph operator on the MLP as a graph
+// (what `analyze` runs) and the MLP reference operator. Tests against closed forms and
+// finite differences run on both.
+enum class Engine { Graph, Reference };
+constexpr Engine kEngines[] = {Engine::Graph, Engine::Reference};
+inline std::string engine_name(Engine e) {
+  return e == Engine::Graph ? "graph" : "reference";
+}
+inline GraphOperatorOptions graph_options(const MlpReferenceOptions& o) {
+  GraphOperatorOptions g;
+  g.curvature = o.curvature;
+  g.loss = o.loss;
+  g.max_block = o.max_block;
+  g.chunk = o.chunk;
+  g.memory_budget = o.memory_budget;
+  return g;
+}
+template <class T = double>
+std::unique_ptr<CurvatureOperator<T>> make_operator(Engine e, const Model& m, const Dataset& ds,
+                                                    const MlpReferenceOptions& o) {
+  if (e == Engine::Reference) return std::make_unique<MlpReferenceOperator<T>>(m, ds, o);
+  return std::make_unique<GraphCurvatureOperator<T>>(graph_from_mlp(m), ds, graph_options(o));
+}
+// Calls f(op) with each engine's operator as its own type (for loss_value(), gradient()).
+template <class T = double, class F>
+void for_each_engine(const Model& m, const Dataset& ds, const MlpReferenceOptions& o, F&& f) {
+  {
+    SCOPED_TRACE("graph engine");
+    GraphCurvatureOperator<T> op(graph_from_mlp(m), ds, graph_options(o));
+    f(op);
+  }
+  {
+    SCOPED_TRACE("MLP reference operator");
+    MlpReferenceOperator<T> op(m, ds, o);
+    f(op);
+  }
 }
 
 // The dense matrix of an operator, column by column from products with identity blocks of
@@ -146,7 +187,7 @@ inline Model with_params(Model m, const std::vector<double>& theta) {
 // the gradient, which the product must match, never for the product itself).
 inline std::vector<double> gradient_at(const Model& m, const std::vector<double>& theta,
                                        const Dataset& ds, Loss loss) {
-  CpuCurvatureOperator<double> op(with_params(m, theta), ds, options(loss));
+  MlpReferenceOperator<double> op(with_params(m, theta), ds, options(loss));
   return op.gradient();
 }
 

@@ -17,7 +17,7 @@
 #include "hspec/backends/cpu/blas.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/formats/safetensors.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 
 namespace hspec {
@@ -50,10 +50,10 @@ std::vector<double> dense_eigenvalues(const std::string& model, const std::strin
                                       Curvature c) {
   const Model m = load_model(model);
   const Dataset ds = load_dataset(data);
-  CpuOperatorOptions opt;
+  MlpReferenceOptions opt;
   opt.curvature = c;
   opt.max_block = 8;
-  CpuCurvatureOperator<double> op(m, ds, opt);
+  MlpReferenceOperator<double> op(m, ds, opt);
   const int64_t p = op.dim();
   std::vector<double> h(p * p), e(p * 8);
   for (int64_t j0 = 0; j0 < p; j0 += 8) {

@@ -11,7 +11,7 @@
 #include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
 #include "hspec/error.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
 #include "hspec/report/svg.hpp"
@@ -117,10 +117,10 @@ TEST(DensitySlq, MlpHessianMatchesExactSpectrumInW1) {
   const Model teacher = random_mlp({8, 10, 4}, Activation::Tanh, 31);
   const Dataset ds = teacher_dataset(teacher, 128, 32);
   const Model m = random_mlp({8, 10, 4}, Activation::Tanh, 33);
-  CpuOperatorOptions co;
+  MlpReferenceOptions co;
   co.loss = Loss::CE;
   co.max_block = 16;
-  CpuCurvatureOperator<double> eop(m, ds, co), op(m, ds, co);
+  MlpReferenceOperator<double> eop(m, ds, co), op(m, ds, co);
   CpuSpace<double> space;
   const ExactResult ex = exact_spectrum<double>(eop, space, 1, 1, 1e-8, 1ull << 30);
   DensityOptions o;

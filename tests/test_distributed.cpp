@@ -19,7 +19,7 @@
 #include "hspec/distributed/data_parallel.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/formats/safetensors.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 
 namespace hspec {

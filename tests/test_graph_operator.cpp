@@ -42,7 +42,7 @@ TEST(GraphOperator, MlpGraphMatchesMlpOperator) {
     EXPECT_EQ(graphtest::flat_params(g), m.flatten());
     for (Curvature cv : {Curvature::Hessian, Curvature::GGN}) {
       GraphCurvatureOperator<double> gop(g, ds, gopt(c.loss, cv, 5));
-      CpuCurvatureOperator<double> mop(m, ds, hvptest::options(c.loss, cv, 5));
+      MlpReferenceOperator<double> mop(m, ds, hvptest::options(c.loss, cv, 5));
       EXPECT_NEAR(gop.loss_value(), mop.loss_value(), 1e-13 * std::max(1.0, mop.loss_value()));
       EXPECT_LT(graphtest::rel_err(gop.gradient(), mop.gradient()), 1e-12);
       expect_close(hvptest::dense_from_operator(gop), hvptest::dense_from_operator(mop), 1e-12);

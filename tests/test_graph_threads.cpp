@@ -132,7 +132,7 @@ TEST(GraphOperatorThreads, ThreadedProductsMatchMlpOperator) {
   for (Curvature c : {Curvature::Hessian, Curvature::GGN}) {
     const std::vector<double> got = products<double>(m, c, 2);
     OmpThreads scope(2);
-    CpuCurvatureOperator<double> mop(m.model, m.data, hvptest::options(Loss::CE, c, m.k));
+    MlpReferenceOperator<double> mop(m.model, m.data, hvptest::options(Loss::CE, c, m.k));
     const int64_t p = mop.dim();
     std::vector<double> x(size_t(p * m.k)), ref(size_t(p * m.k));
     for (size_t i = 0; i < x.size(); ++i) x[i] = rng::gaussian(7, 0, i);

@@ -1,6 +1,7 @@
 // Curvature-operator tests of MLPs against independent references: loss and gradient from a
-// scalar forward pass, products from finite differences of the gradient, and the operator's
-// own invariants (symmetry, batching, chunking, the uncached primal path).
+// scalar forward pass and products from finite differences of the gradient (on both the
+// graph operator and the MLP reference operator), and the reference operator's own
+// invariants (symmetry, batching, chunking, the uncached primal path).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,22 +31,22 @@ TEST(HvpReference, LossAndGradientMatchScalarForwardPass) {
       const int64_t out = outputs_for(loss);
       const Model m = make_mlp({4, 5, out}, act, 100 + int(act), true, 1.5);
       const Dataset ds = make_data(20, 4, loss, out, 200 + int(loss));
-      CpuCurvatureOperator<double> op(m, ds, options(loss));
-
       double min_pre = 1e300;
       const double ref = ref_loss(m, ds, loss, &min_pre);
-      EXPECT_NEAR(op.loss_value(), ref, 1e-13 * std::abs(ref));
       // Relu's finite differences are valid only away from its kink.
       if (act == Activation::Relu) ASSERT_GT(min_pre, 1e-4);
-
       const auto fd = ref_gradient_fd(m, ds, loss, 1e-6);
-      const auto& g = op.gradient();
-      ASSERT_EQ(g.size(), fd.size());
-      // Central differences at h = 1e-6 are good to ~1e-9 relative (rounding ~eps / h), so 2e-8 is
-      // far above their error yet catches a 1e-7 relative slip in a derivative.
-      const double scale = max_abs(fd);
-      for (size_t p = 0; p < g.size(); ++p) EXPECT_NEAR(g[p], fd[p], 2e-8 * scale) << "param " << p;
-      EXPECT_NEAR(op.grad_norm(), norm(fd), 2e-8 * norm(fd));
+      for_each_engine(m, ds, options(loss), [&](auto& op) {
+        EXPECT_NEAR(op.loss_value(), ref, 1e-13 * std::abs(ref));
+        const auto& g = op.gradient();
+        ASSERT_EQ(g.size(), fd.size());
+        // Central differences at h = 1e-6 are good to ~1e-9 relative (rounding ~eps / h), so
+        // 2e-8 is far above their error yet catches a 1e-7 relative slip in a derivative.
+        const double scale = max_abs(fd);
+        for (size_t p = 0; p < g.size(); ++p)
+          EXPECT_NEAR(g[p], fd[p], 2e-8 * scale) << "param " << p;
+        EXPECT_NEAR(op.grad_norm(), norm(fd), 2e-8 * norm(fd));
+      });
     }
   }
 }
@@ -54,14 +55,15 @@ TEST(HvpReference, LossAndGradientMatchScalarForwardPass) {
 TEST(HvpReference, NoBiasDeepChainGradient) {
   const Model m = make_mlp({3, 4, 4, 2}, Activation::Tanh, 7, false, 1.2);
   const Dataset ds = make_data(15, 3, Loss::CE, 2, 8);
-  CpuCurvatureOperator<double> op(m, ds, options(Loss::CE));
-  EXPECT_EQ(op.dim(), 3 * 4 + 4 * 4 + 4 * 2);
-  EXPECT_NEAR(op.loss_value(), ref_loss(m, ds, Loss::CE), 1e-13);
   const auto fd = ref_gradient_fd(m, ds, Loss::CE, 1e-6);
-  EXPECT_LE(rel_diff(op.gradient(), fd), 2e-8);
-  // The product too, against central differences of the gradient.
-  const auto v = gaussian_vector(op.dim(), 9, 0);
-  EXPECT_LE(rel_diff(apply_one(op, v), gradient_difference(m, ds, Loss::CE, v, 1e-5)), 1e-7);
+  for_each_engine(m, ds, options(Loss::CE), [&](auto& op) {
+    EXPECT_EQ(op.dim(), 3 * 4 + 4 * 4 + 4 * 2);
+    EXPECT_NEAR(op.loss_value(), ref_loss(m, ds, Loss::CE), 1e-13);
+    EXPECT_LE(rel_diff(op.gradient(), fd), 2e-8);
+    // The product too, against central differences of the gradient.
+    const auto v = gaussian_vector(op.dim(), 9, 0);
+    EXPECT_LE(rel_diff(apply_one(op, v), gradient_difference(m, ds, Loss::CE, v, 1e-5)), 1e-7);
+  });
 }
 
 // Saturated units and logits in the thousands: exp would overflow in a naive softmax,
@@ -79,14 +81,16 @@ TEST(HvpReference, SaturatedUnitsStayFinite) {
     const std::vector<float> u32(u.begin(), u.end());
     std::vector<float> y32(u.size());
     EXPECT_NO_THROW({
-      CpuCurvatureOperator<double> op(m, ds, options(loss));
-      EXPECT_NEAR(op.loss_value(), ref, 1e-12 * ref);
-      EXPECT_GT(op.grad_norm(), 0.0);
-      apply_one(op, u);
-      CpuCurvatureOperator<float> op32(m, ds, options(loss));
-      EXPECT_NEAR(op32.loss_value(), ref, 1e-5 * ref);
-      op32.apply(BlockView<const float>(u32.data(), op32.dim(), 1),
-                 BlockView<float>(y32.data(), op32.dim(), 1));
+      for_each_engine(m, ds, options(loss), [&](auto& op) {
+        EXPECT_NEAR(op.loss_value(), ref, 1e-12 * ref);
+        EXPECT_GT(op.grad_norm(), 0.0);
+        apply_one(op, u);
+      });
+      for_each_engine<float>(m, ds, options(loss), [&](auto& op32) {
+        EXPECT_NEAR(op32.loss_value(), ref, 1e-5 * ref);
+        op32.apply(BlockView<const float>(u32.data(), op32.dim(), 1),
+                   BlockView<float>(y32.data(), op32.dim(), 1));
+      });
     });
   }
 }
@@ -105,11 +109,14 @@ TEST(HvpFiniteDiff, ProductsMatchCentralDifferencesOfTheGradient) {
         widths.push_back(out);
         const Model m = make_mlp(widths, act, 300 + int(act), true, 1.5);
         const Dataset ds = make_data(16, 4, loss, out, 400 + int(loss));
-        CpuCurvatureOperator<double> op(m, ds, options(loss));
         for (uint64_t dir = 0; dir < 2; ++dir) {
-          const auto v = gaussian_vector(op.dim(), 500, dir);
+          const auto v = gaussian_vector(m.num_params(), 500, dir);
           const auto fd = gradient_difference(m, ds, loss, v, h);
-          EXPECT_LE(rel_diff(apply_one(op, v), fd), 1e-7) << "direction " << dir;
+          for (Engine e : kEngines) {
+            auto op = make_operator(e, m, ds, options(loss));
+            EXPECT_LE(rel_diff(apply_one(*op, v), fd), 1e-7)
+                << engine_name(e) << " direction " << dir;
+          }
         }
       }
     }
@@ -123,9 +130,12 @@ TEST(HvpFiniteDiff, ReluAwayFromKinks) {
   double min_pre = 1e300;
   ref_loss(m, ds, Loss::CE, &min_pre);
   ASSERT_GT(min_pre, 1e-3);
-  CpuCurvatureOperator<double> op(m, ds, options(Loss::CE));
-  const auto v = gaussian_vector(op.dim(), 11, 0);
-  EXPECT_LE(rel_diff(apply_one(op, v), gradient_difference(m, ds, Loss::CE, v, 1e-5)), 1e-7);
+  const auto v = gaussian_vector(m.num_params(), 11, 0);
+  const auto fd = gradient_difference(m, ds, Loss::CE, v, 1e-5);
+  for (Engine e : kEngines) {
+    auto op = make_operator(e, m, ds, options(Loss::CE));
+    EXPECT_LE(rel_diff(apply_one(*op, v), fd), 1e-7) << engine_name(e);
+  }
 }
 
 TEST(HvpConsistency, SymmetricBilinearForm) {
@@ -135,7 +145,7 @@ TEST(HvpConsistency, SymmetricBilinearForm) {
       const int64_t out = outputs_for(loss);
       const Model m = make_mlp({5, 6, 4, out}, Activation::Gelu, 600, true, 1.5);
       const Dataset ds = make_data(24, 5, loss, out, 601);
-      CpuCurvatureOperator<double> op(m, ds, options(loss, curv));
+      MlpReferenceOperator<double> op(m, ds, options(loss, curv));
       for (uint64_t t = 0; t < 3; ++t) {
         const auto u = gaussian_vector(op.dim(), 602, 2 * t);
         const auto v = gaussian_vector(op.dim(), 602, 2 * t + 1);
@@ -152,7 +162,7 @@ TEST(HvpConsistency, BatchedApplyEqualsSingleApplies) {
     SCOPED_TRACE(curvature_name(curv));
     const Model m = make_mlp({5, 7, 3}, Activation::Tanh, 700, true, 1.5);
     const Dataset ds = make_data(21, 5, Loss::CE, 3, 701);
-    CpuCurvatureOperator<double> op(m, ds, options(Loss::CE, curv, 8));
+    MlpReferenceOperator<double> op(m, ds, options(Loss::CE, curv, 8));
     const int64_t n = op.dim(), k = 5, ld = n + 3;
     std::vector<double> x(static_cast<size_t>(ld * k), 0.0), y(static_cast<size_t>(ld * k), -7.0);
     for (int64_t j = 0; j < k; ++j)
@@ -180,18 +190,18 @@ TEST(HvpConsistency, ChunkedAndUncachedPathsMatchUnchunked) {
       const Model m = make_mlp({4, 6, 5, out}, Activation::Sigmoid, 800, true, 1.5);
       const Dataset ds = make_data(20, 4, loss, out, 801);
 
-      CpuCurvatureOperator<double> whole(m, ds, options(loss, curv, 4));
+      MlpReferenceOperator<double> whole(m, ds, options(loss, curv, 4));
       EXPECT_EQ(whole.chunk_size(), 20);
       EXPECT_TRUE(whole.primal_cached());
 
-      CpuOperatorOptions o = options(loss, curv, 4);
+      MlpReferenceOptions o = options(loss, curv, 4);
       o.chunk = 3;  // 20 samples: six chunks of 3 and a last one of 2
-      CpuCurvatureOperator<double> chunked(m, ds, o);
+      MlpReferenceOperator<double> chunked(m, ds, o);
       EXPECT_EQ(chunked.chunk_size(), 3);
       EXPECT_TRUE(chunked.primal_cached());
 
       o.memory_budget = 256;  // far below the cached primal pass: recompute per chunk
-      CpuCurvatureOperator<double> uncached(m, ds, o);
+      MlpReferenceOperator<double> uncached(m, ds, o);
       EXPECT_FALSE(uncached.primal_cached());
       EXPECT_EQ(uncached.chunk_size(), 3);
 
@@ -202,7 +212,7 @@ TEST(HvpConsistency, ChunkedAndUncachedPathsMatchUnchunked) {
       const int64_t n = whole.dim(), k = 3;
       std::vector<double> x(static_cast<size_t>(n * k));
       for (int64_t i = 0; i < n * k; ++i) x[i] = rng::gaussian(802, 0, i);
-      auto run = [&](CpuCurvatureOperator<double>& op) {
+      auto run = [&](MlpReferenceOperator<double>& op) {
         std::vector<double> y(static_cast<size_t>(n * k));
         op.apply(BlockView<const double>(x.data(), n, k), BlockView<double>(y.data(), n, k));
         return y;
@@ -221,13 +231,13 @@ TEST(HvpConsistency, ChunkedAndUncachedPathsMatchUnchunked) {
 TEST(HvpConsistency, TinyBudgetDerivesChunkAndDropsCache) {
   const Model m = make_mlp({4, 6, 3}, Activation::Tanh, 900, true, 1.5);
   const Dataset ds = make_data(20, 4, Loss::CE, 3, 901);
-  CpuOperatorOptions o = options(Loss::CE, Curvature::Hessian, 4);
+  MlpReferenceOptions o = options(Loss::CE, Curvature::Hessian, 4);
   o.memory_budget = 2048;
-  CpuCurvatureOperator<double> tiny(m, ds, o);
+  MlpReferenceOperator<double> tiny(m, ds, o);
   EXPECT_FALSE(tiny.primal_cached());
   EXPECT_GE(tiny.chunk_size(), 1);
   EXPECT_LT(tiny.chunk_size(), 20);
-  CpuCurvatureOperator<double> whole(m, ds, options(Loss::CE, Curvature::Hessian, 4));
+  MlpReferenceOperator<double> whole(m, ds, options(Loss::CE, Curvature::Hessian, 4));
   EXPECT_LE(rel_diff(dense_from_operator(tiny), dense_from_operator(whole)), 1e-14);
 }
 

@@ -1,5 +1,6 @@
 // Curvature-operator tests against closed-form Hessians of models linear in their
-// parameters: logistic, least-squares and softmax regression, and their Gauss-Newton forms.
+// parameters: logistic, least-squares and softmax regression, and their Gauss-Newton forms,
+// on both implementations of an MLP's products (the graph operator and the MLP reference).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,11 +50,13 @@ TEST(HvpClosedForm, LogisticRegressionBce) {
     for (int64_t j = 0; j < p; ++j)
       for (int64_t i = 0; i < p; ++i) ref[i + j * p] += pr * (1 - pr) * x[i] * x[j] / double(n);
   }
-  for (int64_t block : {1, 4, 8}) {
-    SCOPED_TRACE(block);
-    CpuCurvatureOperator<double> op(m, ds, options(Loss::BCE, Curvature::Hessian, block));
-    ASSERT_EQ(op.dim(), p);
-    expect_dense_near(dense_from_operator(op), ref, 1e-12);
+  for (Engine e : kEngines) {
+    for (int64_t block : {1, 4, 8}) {
+      SCOPED_TRACE(engine_name(e) + " block " + std::to_string(block));
+      auto op = make_operator(e, m, ds, options(Loss::BCE, Curvature::Hessian, block));
+      ASSERT_EQ(op->dim(), p);
+      expect_dense_near(dense_from_operator(*op), ref, 1e-12);
+    }
   }
 }
 
@@ -72,17 +75,37 @@ TEST(HvpClosedForm, LeastSquaresMseDecouplesOutputs) {
           ref[flat_index(o, i, d, out) + flat_index(o, j, d, out) * p] +=
               2.0 * x[i] * x[j] / double(n * out);
   }
-  CpuCurvatureOperator<double> op(m, ds, options(Loss::MSE, Curvature::Hessian, 5));
-  ASSERT_EQ(op.dim(), p);
-  const Dense h = dense_from_operator(op);
-  expect_dense_near(h, ref, 1e-12);
-  // The decoupling is structural: cross-output entries are exactly zero.
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t o2 = 0; o2 < out; ++o2)
-      if (o != o2)
-        for (int64_t i = 0; i <= d; ++i)
-          for (int64_t j = 0; j <= d; ++j)
-            EXPECT_EQ(h[flat_index(o, i, d, out) + flat_index(o2, j, d, out) * p], 0.0);
+  for (Engine e : kEngines) {
+    SCOPED_TRACE(engine_name(e));
+    auto op = make_operator(e, m, ds, options(Loss::MSE, Curvature::Hessian, 5));
+    ASSERT_EQ(op->dim(), p);
+    const Dense h = dense_from_operator(*op);
+    expect_dense_near(h, ref, 1e-12);
+    // The decoupling is structural: cross-output entries are exactly zero.
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t o2 = 0; o2 < out; ++o2)
+        if (o != o2)
+          for (int64_t i = 0; i <= d; ++i)
+            for (int64_t j = 0; j <= d; ++j)
+              EXPECT_EQ(h[flat_index(o, i, d, out) + flat_index(o2, j, d, out) * p], 0.0);
+  }
+}
+
+// Adding the same vector to every class's logit leaves the loss unchanged, so shifting all
+// weight rows by one u and all biases by one beta is a null direction: d + 1 of them.
+void expect_softmax_null_space(CurvatureOperator<double>& op, const Dense& h, int64_t d,
+                               int64_t C) {
+  const int64_t p = C * (d + 1);
+  const auto w = eigenvalues(symmetrised(h, p), p);
+  const double top = w.back();
+  int64_t zeros = 0;
+  for (double v : w) zeros += std::abs(v) <= 1e-12 * top;
+  EXPECT_EQ(zeros, d + 1);
+  EXPECT_GT(w[d + 1], 1e-6 * top) << "the rest of the spectrum is positive";
+  std::vector<double> shift(static_cast<size_t>(p));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i <= d; ++i) shift[flat_index(c, i, d, C)] = rng::gaussian(33, 0, i);
+  EXPECT_LE(norm(apply_one(op, shift)), 1e-13 * top * norm(shift));
 }
 
 TEST(HvpClosedForm, SoftmaxRegressionCeAndItsNullSpace) {
@@ -107,22 +130,13 @@ TEST(HvpClosedForm, SoftmaxRegressionCeAndItsNullSpace) {
                 sc * x[i] * x[j] / double(n);
       }
   }
-  CpuCurvatureOperator<double> op(m, ds, options(Loss::CE, Curvature::Hessian, 4));
-  const Dense h = dense_from_operator(op);
-  expect_dense_near(h, ref, 1e-12);
-
-  // Adding the same vector to every class's logit leaves the loss unchanged, so shifting
-  // all weight rows by one u and all biases by one beta is a null direction: d + 1 of them.
-  const auto w = eigenvalues(symmetrised(h, p), p);
-  const double top = w.back();
-  int64_t zeros = 0;
-  for (double v : w) zeros += std::abs(v) <= 1e-12 * top;
-  EXPECT_EQ(zeros, d + 1);
-  EXPECT_GT(w[d + 1], 1e-6 * top) << "the rest of the spectrum is positive";
-  std::vector<double> shift(static_cast<size_t>(p));
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t i = 0; i <= d; ++i) shift[flat_index(c, i, d, C)] = rng::gaussian(33, 0, i);
-  EXPECT_LE(norm(apply_one(op, shift)), 1e-13 * top * norm(shift));
+  for (Engine e : kEngines) {
+    SCOPED_TRACE(engine_name(e));
+    auto op = make_operator(e, m, ds, options(Loss::CE, Curvature::Hessian, 4));
+    const Dense h = dense_from_operator(*op);
+    expect_dense_near(h, ref, 1e-12);
+    expect_softmax_null_space(*op, h, d, C);
+  }
 }
 
 // For a model linear in its parameters the second-order term vanishes: GGN == Hessian.
@@ -138,9 +152,12 @@ TEST(HvpClosedForm, GgnEqualsHessianForSingleLinearLayer) {
     const int64_t d = 5;
     const Model m = make_mlp({d, c.out}, Activation::Tanh, 41, c.bias);
     const Dataset ds = make_data(25, d, c.loss, c.out, 42);
-    CpuCurvatureOperator<double> hess(m, ds, options(c.loss, Curvature::Hessian, 6));
-    CpuCurvatureOperator<double> ggn(m, ds, options(c.loss, Curvature::GGN, 6));
-    expect_dense_near(dense_from_operator(ggn), dense_from_operator(hess), 1e-14);
+    for (Engine e : kEngines) {
+      SCOPED_TRACE(engine_name(e));
+      auto hess = make_operator(e, m, ds, options(c.loss, Curvature::Hessian, 6));
+      auto ggn = make_operator(e, m, ds, options(c.loss, Curvature::GGN, 6));
+      expect_dense_near(dense_from_operator(*ggn), dense_from_operator(*hess), 1e-14);
+    }
   }
 }
 

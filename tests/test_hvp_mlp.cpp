@@ -96,7 +96,7 @@ TEST(HvpGgn, MatchesJacobianSandwich) {
     SCOPED_TRACE(describe(c));
     const Model m = model_of(c);
     const Dataset ds = data_of(c);
-    CpuCurvatureOperator<double> op(m, ds, options(c.loss, Curvature::GGN, 8));
+    MlpReferenceOperator<double> op(m, ds, options(c.loss, Curvature::GGN, 8));
     const Dense got = dense_from_operator(op), ref = ggn_from_jacobians(m, ds, c.loss);
     const double scale = max_abs(ref);
     double worst = 0;
@@ -112,8 +112,8 @@ TEST(HvpGgn, PsdWhileHessianIsIndefinite) {
     const Model m = model_of(c);
     const Dataset ds = data_of(c);
     const int64_t p = m.num_params();
-    CpuCurvatureOperator<double> ggn(m, ds, options(c.loss, Curvature::GGN, 8));
-    CpuCurvatureOperator<double> hess(m, ds, options(c.loss, Curvature::Hessian, 8));
+    MlpReferenceOperator<double> ggn(m, ds, options(c.loss, Curvature::GGN, 8));
+    MlpReferenceOperator<double> hess(m, ds, options(c.loss, Curvature::Hessian, 8));
     const auto wg = eigenvalues(symmetrised(dense_from_operator(ggn), p), p);
     const auto wh = eigenvalues(symmetrised(dense_from_operator(hess), p), p);
     EXPECT_GE(wg.front(), -1e-12 * wg.back());
@@ -159,7 +159,7 @@ TEST(HvpSpectrum, LanczosMatchesDenseEigenvaluesFp64) {
     SCOPED_TRACE(describe(c));
     const Model m = model_of(c);
     const Dataset ds = data_of(c);
-    CpuCurvatureOperator<double> op(m, ds, options(c.loss, Curvature::Hessian, 4));
+    MlpReferenceOperator<double> op(m, ds, options(c.loss, Curvature::Hessian, 4));
     const auto w = reference_spectrum(dense_from_operator(op), op.dim());
     for (int block : {1, 4}) expect_lanczos_matches<double>(op, w, block, 1e-10, 1e-8);
   }
@@ -171,9 +171,9 @@ TEST(HvpSpectrum, LanczosMatchesDenseEigenvaluesFp32) {
     const Model m = model_of(c);
     const Dataset ds = data_of(c);
     // The reference stays the fp64 operator's spectrum: fp32 must land within 1e-4.
-    CpuCurvatureOperator<double> ref(m, ds, options(c.loss, Curvature::Hessian, 4));
+    MlpReferenceOperator<double> ref(m, ds, options(c.loss, Curvature::Hessian, 4));
     const auto w = reference_spectrum(dense_from_operator(ref), ref.dim());
-    CpuCurvatureOperator<float> op(m, ds, options(c.loss, Curvature::Hessian, 4));
+    MlpReferenceOperator<float> op(m, ds, options(c.loss, Curvature::Hessian, 4));
     EXPECT_NEAR(op.loss_value(), ref.loss_value(), 1e-5 * ref.loss_value());
     for (int block : {1, 4}) expect_lanczos_matches<float>(op, w, block, 1e-4, 1e-4);
   }
@@ -184,7 +184,7 @@ TEST(HvpSpectrum, LanczosOnGgnMatchesDense) {
   const Net& c = nets()[0];
   const Model m = model_of(c);
   const Dataset ds = data_of(c);
-  CpuCurvatureOperator<double> op(m, ds, options(c.loss, Curvature::GGN, 4));
+  MlpReferenceOperator<double> op(m, ds, options(c.loss, Curvature::GGN, 4));
   const int64_t p = op.dim();
   const auto w = eigenvalues(symmetrised(dense_from_operator(op), p), p);
   LanczosOptions opt;

@@ -52,7 +52,7 @@ TEST(SeedLogistic, ProbabilityGradientCurvatureAtThreeLogits) {
     ds.inputs = {1.0f};
     ds.labels = {1};
     ds.source = "seed";
-    CpuCurvatureOperator<double> op(linear(1, 1, {r.yhat}), ds, options(Loss::BCE));
+    MlpReferenceOperator<double> op(linear(1, 1, {r.yhat}), ds, options(Loss::BCE));
     EXPECT_NEAR(op.loss_value(), std::log1p(std::exp(-r.yhat)), 1e-15);
     ASSERT_EQ(op.gradient().size(), 1u);
     EXPECT_NEAR(op.gradient()[0], p - 1, 1e-15);
@@ -72,12 +72,12 @@ TEST(SeedSquaredLoss, GradientAndCurvature) {
   ds.targets = {5.0f};
   ds.target_dim = 1;
   ds.source = "seed";
-  CpuCurvatureOperator<double> op(linear(1, 1, {2.0}), ds, options(Loss::MSE));
+  MlpReferenceOperator<double> op(linear(1, 1, {2.0}), ds, options(Loss::MSE));
   EXPECT_DOUBLE_EQ(op.loss_value(), 9.0);
   EXPECT_DOUBLE_EQ(op.gradient()[0], -6.0);
   EXPECT_DOUBLE_EQ(apply_one(op, {1.0})[0], 2.0);
   // The GGN of a model linear in its weight is the same number.
-  CpuCurvatureOperator<double> ggn(linear(1, 1, {2.0}), ds, options(Loss::MSE, Curvature::GGN));
+  MlpReferenceOperator<double> ggn(linear(1, 1, {2.0}), ds, options(Loss::MSE, Curvature::GGN));
   EXPECT_DOUBLE_EQ(apply_one(ggn, {1.0})[0], 2.0);
 }
 
@@ -96,7 +96,7 @@ Dataset quadratic_data(const std::vector<std::vector<float>>& xs) {
 
 // The dense Hessian through the operator, and its extreme eigenvalues through Lanczos.
 void expect_quadratic(const Dataset& ds, const Dense& h, double lo, double hi) {
-  CpuCurvatureOperator<double> op(linear(2, 1, {0.3, -0.7}), ds, options(Loss::MSE));
+  MlpReferenceOperator<double> op(linear(2, 1, {0.3, -0.7}), ds, options(Loss::MSE));
   const Dense got = dense_from_operator(op);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(got[i], h[i], 1e-14) << "entry " << i;
   const auto w = eigenvalues(got, 2);
@@ -161,7 +161,7 @@ TEST(SeedOptimalStep, ExactLineMinimumOfLeastSquares) {
   const int64_t d = 4, out = 2;
   const Model m = make_mlp({d, out}, Activation::Identity, 1500);
   const Dataset ds = make_data(30, d, Loss::MSE, out, 1501);
-  CpuCurvatureOperator<double> op(m, ds, options(Loss::MSE));
+  MlpReferenceOperator<double> op(m, ds, options(Loss::MSE));
   const auto theta = m.flatten();
   const std::vector<double> g = op.gradient();
   const double gg = dot(g, g), ghg = dot(g, apply_one(op, g));
@@ -171,7 +171,7 @@ TEST(SeedOptimalStep, ExactLineMinimumOfLeastSquares) {
   auto loss_at = [&](double a) {
     std::vector<double> t = theta;
     for (size_t i = 0; i < t.size(); ++i) t[i] -= a * g[i];
-    CpuCurvatureOperator<double> fresh(with_params(m, t), ds, options(Loss::MSE));
+    MlpReferenceOperator<double> fresh(with_params(m, t), ds, options(Loss::MSE));
     return fresh.loss_value();
   };
   const double l0 = op.loss_value(), lstar = loss_at(alpha);

@@ -9,7 +9,7 @@
 #include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/dense_operator.hpp"
 #include "hspec/error.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
 #include "hspec/solvers/exact.hpp"
@@ -238,15 +238,15 @@ TEST(TraceMlp, MatchesTheDenseHessianTrace) {
   const Model teacher = random_mlp({6, 8, 3}, Activation::Tanh, 21);
   const Dataset ds = teacher_dataset(teacher, 64, 22);
   const Model m = random_mlp({6, 8, 3}, Activation::Tanh, 23);
-  CpuOperatorOptions co;
+  MlpReferenceOptions co;
   co.loss = Loss::CE;
   co.max_block = 16;
-  CpuCurvatureOperator<double> exact_op(m, ds, co);
+  MlpReferenceOperator<double> exact_op(m, ds, co);
   CpuSpace<double> space;
   const ExactResult ex = exact_spectrum<double>(exact_op, space, 1, 1, 1e-8, 1ull << 30);
   for (TraceMethod meth :
        {TraceMethod::KrylovHutchPP, TraceMethod::HutchPP, TraceMethod::Hutchinson}) {
-    CpuCurvatureOperator<double> op(m, ds, co);
+    MlpReferenceOperator<double> op(m, ds, co);
     const TraceResult r = run<double>(op, meth, 0.005, 60, 4);
     EXPECT_LE(std::fabs(r.estimate - ex.trace), 4 * r.std_error) << trace_method_name(meth);
     EXPECT_LE(r.products, 60);

@@ -16,7 +16,7 @@
 #include "hspec/analysis/analyze.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/safetensors.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/mlp/train.hpp"
 #include "hspec/mlp/workloads.hpp"
 
@@ -60,9 +60,9 @@ TrainOptions small_options(const std::string& data, const std::string& out) {
 TEST(TrainTest, TinyRunReducesTheLoss) {
   const Dataset ds = teacher_dataset(random_mlp({8, 6, 3}, Activation::Tanh, 21), 300, 22);
   TrainOptions o = small_options("", "");
-  CpuOperatorOptions co;
+  MlpReferenceOptions co;
   const double initial =
-      CpuCurvatureOperator<double>(random_mlp({8, 16, 3}, Activation::Tanh, o.seed), ds, co)
+      MlpReferenceOperator<double>(random_mlp({8, 16, 3}, Activation::Tanh, o.seed), ds, co)
           .loss_value();
   for (const char* prec : {"fp32", "fp64"}) {
     SCOPED_TRACE(prec);

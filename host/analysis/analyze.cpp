@@ -12,14 +12,13 @@
 #include "hspec/analysis/analyze_estimators.hpp"
 #include "hspec/analysis/memory_plan.hpp"
 #include "hspec/backends/cpu/blas_runtime.hpp"
-#include "hspec/backends/cpu/cpu_space.hpp"
 #include "hspec/backends/cuda/cuda_backend.hpp"
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/formats/onnx.hpp"
 #include "hspec/graph/analyze_graph.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/solvers/exact.hpp"
 
 namespace hspec {
@@ -69,25 +68,6 @@ Loss infer_loss(const AnalyzeOptions& opt, const Model& m, const Dataset& ds) {
 
 uint64_t default_max_memory() {
   return default_host_budget();
-}
-
-// Checks, before anything big is allocated, that a Lanczos run of the MLP engine fits the
-// host memory budget and returns what is left for the operator's cache and tangent buffers
-// (its chunking shrinks to fit). The trace and density storage comes after the basis is
-// freed, in its place: the larger of the two counts. (CUDA runs plan on the card's memory in
-// the graph path.)
-template <class T>
-uint64_t fit_memory(const AnalyzeOptions& opt, const LanczosOptions& lo, const Model& model,
-                    const Dataset& ds, int64_t max_block) {
-  MemoryLimits limits;
-  limits.max_memory = opt.max_memory;
-  limits.host_default = default_max_memory();
-  RunMemoryNeed need = lanczos_memory_need<T>(lo, model, ds, max_block, false);
-  need.after = estimator_bytes(opt, model.num_params(), sizeof(T));
-  // A data-parallel rank's staging block and reduced gradient.
-  if (opt.distributed != nullptr)
-    need.fixed += data_parallel_bytes(model.num_params(), max_block, sizeof(T));
-  return std::max<uint64_t>(plan_operator_memory(need, limits), 1);
 }
 
 template <class T>
@@ -143,43 +123,17 @@ void run_operator(const std::function<ShardOperator<T>()>& build, VectorSpace<T>
   rep.data_parallel = op.info();
 }
 
-// On the CPU an MLP checkpoint runs on the MLP engine (CpuCurvatureOperator), which fuses
-// its bias and activation passes into the GEMMs' epilogues and is faster on MLPs than the
-// graph engine (bench/RESULTS.md, "MLP checkpoints"); on a CUDA device it runs as a graph
-// (graph_from_mlp) on the graph operator, the one operator the CUDA backend has.
+// An MLP checkpoint runs as a graph (graph_from_mlp) on the graph operator, the one operator
+// every model runs on, with the CPU or the CUDA compute backend.
 template <class T>
 void solve(const AnalyzeOptions& opt, const Model& model, const Dataset& ds, Loss loss,
            const DeviceChoice& dev, AnalyzeReport& rep) {
-  if (dev.cuda) {
-    Graph graph = graph_from_mlp(model);
-    graph.source = opt.model_path;
-    check_data_fits(model, ds, loss);  // the MLP path's own messages, before the graph's
-    solve_graph<T>(opt, graph, make_plan(graph), ds, loss, dev, rep);
-    return;
-  }
-  const LanczosOptions lo = analyze_lanczos_options(opt);
-  CpuOperatorOptions co;
-  co.curvature = opt.curvature;
-  co.loss = loss;
-  co.max_block = opt.exact ? std::max(opt.block, 16) : opt.block;
-  co.max_block = std::max<int64_t>(co.max_block, estimator_block(opt));  // trace, density
-  check_estimator_memory(opt, model.num_params(), sizeof(T));            // before any work
-  if (opt.exact) {
-    // exact_spectrum checks its dense matrix against the budget itself.
-    if (opt.max_memory > 0) co.memory_budget = opt.max_memory / 2;
-  } else {
-    co.memory_budget = fit_memory<T>(opt, lo, model, ds, co.max_block);
-  }
-  report_phase(opt.progress, "primal pass");  // the operator's constructor: loss and gradient
+  Graph graph = graph_from_mlp(model);
+  graph.source = opt.model_path;
+  check_data_fits(model, ds, loss);  // the MLP path's own messages, before the graph's
   // Every rank runs the same kernels: rank 0 alone warns.
-  if (is_output_rank()) cpu::warn_if_slow_kernels(model.num_params(), ds.n);
-  CpuSpace<T> space;
-  const auto build = [&]() {
-    return shard_operator<T>(std::make_unique<CpuCurvatureOperator<T>>(model, ds, co));
-  };
-  run_operator<T>(build, space, opt, lo, lapack_eigensolver(), -1, rep);
-  rep.backend = "cpu";
-  rep.device = dev.fallback.empty() ? "cpu" : "cpu (CUDA unavailable: " + dev.fallback + ")";
+  if (!dev.cuda && is_output_rank()) cpu::warn_if_slow_kernels(model.num_params(), ds.n);
+  solve_graph<T>(opt, graph, make_plan(graph), ds, loss, dev, rep);
 }
 
 }  // namespace

@@ -28,29 +28,6 @@ RunMemoryNeed lanczos_basis_need(const LanczosOptions& lo, int64_t params, size_
   return need;
 }
 
-template <class T>
-RunMemoryNeed lanczos_memory_need(const LanczosOptions& lo, const Model& model, const Dataset& ds,
-                                  int64_t max_block, bool on_device) {
-  RunMemoryNeed need = lanczos_basis_need(lo, model.num_params(), sizeof(T), max_block, on_device);
-  const double n = static_cast<double>(need.params), t = sizeof(T);
-  double hidden = 0, widest = static_cast<double>(model.input_dim());
-  for (size_t l = 0; l < model.layers.size(); ++l) {
-    widest = std::max(widest, static_cast<double>(model.layers[l].out));
-    if (l + 1 < model.layers.size()) hidden += static_cast<double>(model.layers[l].out);
-  }
-  const double out = static_cast<double>(model.output_dim());
-  const double mb = static_cast<double>(max_block);
-  need.fixed = t * (static_cast<double>(ds.inputs.size() + ds.targets.size()) + n) +
-               8.0 * static_cast<double>(ds.labels.size()) + 8.0 * n +  // labels, gradient
-               t * (mb * (2 * hidden + out + 2 * widest) + 4 * hidden + 2 * out);
-  return need;
-}
-
-template RunMemoryNeed lanczos_memory_need<float>(const LanczosOptions&, const Model&,
-                                                  const Dataset&, int64_t, bool);
-template RunMemoryNeed lanczos_memory_need<double>(const LanczosOptions&, const Model&,
-                                                   const Dataset&, int64_t, bool);
-
 uint64_t default_host_budget() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return 4ull << 30;

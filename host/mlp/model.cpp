@@ -7,6 +7,7 @@
 #include <map>
 
 #include "hspec/error.hpp"
+#include "hspec/formats/dataset.hpp"
 #include "hspec/formats/safetensors.hpp"
 
 namespace hspec {
@@ -212,6 +213,39 @@ void save_model(const std::string& path, const Model& m, Loss loss,
   meta["hspec.activation"] = activation_name(m.activation);
   meta["hspec.loss"] = loss_name(loss);
   write_safetensors(path, t, meta);
+}
+
+void check_data_fits(const Model& m, const Dataset& ds, Loss loss) {
+  const std::string& src = ds.source;
+  if (m.layers.empty()) throw InputError("model has no layers");
+  if (ds.n <= 0) throw InputError(src + ": holds no samples");
+  if (ds.d != m.input_dim()) {
+    throw InputError(src + ": samples have " + std::to_string(ds.d) +
+                     " features but the model's first layer takes " +
+                     std::to_string(m.input_dim()));
+  }
+  const int64_t out = m.output_dim();
+  if (loss == Loss::MSE) {
+    if (ds.targets.empty())
+      throw InputError(src + ": loss mse needs a 'targets' tensor [N, " + std::to_string(out) +
+                       "]");
+    if (ds.target_dim != out)
+      throw InputError(src + ": targets have " + std::to_string(ds.target_dim) +
+                       " columns but the model has " + std::to_string(out) + " outputs");
+    return;
+  }
+  if (ds.labels.empty()) throw InputError(src + ": loss " + loss_name(loss) + " needs labels");
+  if (loss == Loss::BCE && out != 1)
+    throw InputError(std::string("loss bce needs a model with 1 output, this one has ") +
+                     std::to_string(out));
+  const int64_t limit = loss == Loss::BCE ? 2 : out;
+  for (int64_t i = 0; i < ds.n; ++i) {
+    if (ds.labels[i] < 0 || ds.labels[i] >= limit) {
+      throw InputError(src + ": label " + std::to_string(ds.labels[i]) + " at sample " +
+                       std::to_string(ds.first_sample + i) + " is out of range [0, " +
+                       std::to_string(limit) + ") for loss " + loss_name(loss));
+    }
+  }
 }
 
 }  // namespace hspec

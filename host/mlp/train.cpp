@@ -1,5 +1,5 @@
-// `hspec train`: minibatch SGD whose loss and gradient come from the CPU curvature
-// operator's primal pass (the same forward/backward `analyze` uses), so the loss a
+// `hspec train`: minibatch SGD whose loss and gradient come from the graph operator's primal
+// pass on the MLP as a graph (the same forward/backward `analyze` runs), so the loss a
 // checkpoint is trained to is the loss `analyze` reports at it.
 #include "hspec/mlp/train.hpp"
 
@@ -13,7 +13,8 @@
 #include <type_traits>
 
 #include "hspec/error.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/graph/graph_operator.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
 
@@ -100,7 +101,7 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
 
   // Training needs only the primal pass: Gauss-Newton skips the phi'' terms the Hessian's
   // cache would hold, and one direction keeps the tangent buffers it sizes small.
-  CpuOperatorOptions step_opt;
+  GraphOperatorOptions step_opt;
   step_opt.curvature = Curvature::GGN;
   step_opt.loss = r.loss;
   step_opt.max_block = 1;
@@ -120,7 +121,7 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
       const size_t count = std::min(bsz, n - first);
       gather(train, order, first, count, batch);
       try {
-        const CpuCurvatureOperator<T> op(r.model, batch, step_opt);
+        const GraphCurvatureOperator<T> op(graph_from_mlp(r.model), batch, step_opt);
         loss_sum += op.loss_value() * static_cast<double>(count);
         correct += op.correct();
         const std::vector<double>& g = op.gradient();
@@ -145,17 +146,18 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
 
   round_to_float(theta);  // a no-op for fp32; fp64 runs are evaluated at what we store
   r.model.unflatten(theta);
-  // The same operator options `analyze` uses by default (block 1, default memory budget), so
-  // the chunking and therefore the summation order of the loss are the same too.
-  CpuOperatorOptions final_opt;
+  // The operator `analyze` runs, with its default block (1), so the loss is summed in the
+  // same chunks and order.
+  GraphOperatorOptions final_opt;
   final_opt.loss = r.loss;
   final_opt.max_block = 1;
-  const CpuCurvatureOperator<T> fin(r.model, train, final_opt);
+  const Graph final_graph = graph_from_mlp(r.model);
+  const GraphCurvatureOperator<T> fin(final_graph, train, final_opt);
   r.final_loss = fin.loss_value();
   r.final_grad_norm = fin.grad_norm();
   r.final_accuracy = static_cast<double>(fin.correct()) / static_cast<double>(train.n);
   if (eval) {
-    const CpuCurvatureOperator<T> ev(r.model, *eval, final_opt);
+    const GraphCurvatureOperator<T> ev(final_graph, *eval, final_opt);
     r.has_eval = true;
     r.eval_samples = eval->n;
     r.eval_loss = ev.loss_value();

@@ -14,8 +14,8 @@
 #include "hspec/device.hpp"
 #include "hspec/formats/dataset.hpp"
 #include "hspec/graph/graph_operator.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
 #include "hspec/mlp/model.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/random.hpp"
 
 // Skips the test without a usable CUDA device, saying why; with HSPEC_REQUIRE_GPU set in the
@@ -36,7 +36,7 @@ namespace hspec::gputest {
 // model as a graph (graph_from_mlp) on the graph operator with the CUDA compute backend.
 // `base` holds the CPU MLP engine's options (the reference the tests compare with).
 struct CudaMlpOptions {
-  CpuOperatorOptions base;  // curvature, loss, max_block, chunk
+  MlpReferenceOptions base;  // curvature, loss, max_block, chunk
   int device = 0;
   bool tf32 = false;        // fp32 GEMMs on TF32 tensor cores (T = float only)
   uint64_t max_memory = 0;  // the operator's byte budget; 0 = its default

@@ -22,8 +22,8 @@
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
 #include "hspec/formats/dataset.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
 #include "hspec/mlp/model.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/random.hpp"
 #include "hspec/solvers/lanczos.hpp"
 
@@ -120,7 +120,7 @@ class CudaVsCpu : public ::testing::TestWithParam<Config> {
     opt.base.loss = loss;
     opt.base.curvature = curv;
     opt.base.max_block = 4;
-    CpuCurvatureOperator<T> cpu(m, ds, opt.base);
+    MlpReferenceOperator<T> cpu(m, ds, opt.base);
     auto gpu = gputest::cuda_mlp_operator<T>(m, ds, opt);
     auto space = make_cuda_space<T>(0);
     ASSERT_EQ(gpu->dim(), cpu.dim());
@@ -172,7 +172,7 @@ TEST(CudaHvp, SingleLayerModelsMatchCpu) {
     gputest::CudaMlpOptions opt;
     opt.base.loss = loss;
     opt.base.max_block = 1;
-    CpuCurvatureOperator<double> cpu(m, ds, opt.base);
+    MlpReferenceOperator<double> cpu(m, ds, opt.base);
     auto gpu = gputest::cuda_mlp_operator<double>(m, ds, opt);
     auto space = make_cuda_space<double>(0);
     const int64_t n = cpu.dim();
@@ -393,7 +393,7 @@ TEST(CudaLanczos, SameEigenvaluesAsCpu) {
   lo.block = 2;
   lo.tol = 1e-10;
   lo.seed = 83;
-  CpuCurvatureOperator<double> cpu_op(m, ds, opt.base);
+  MlpReferenceOperator<double> cpu_op(m, ds, opt.base);
   CpuSpace<double> cpu_space;
   const LanczosResult<double> cpu = BlockLanczos<double>(cpu_op, cpu_space).compute(lo);
   auto gpu_op = gputest::cuda_mlp_operator<double>(m, ds, opt);

@@ -14,7 +14,7 @@
 #include "hspec/backends/cuda/cuda_backend.hpp"
 #include "hspec/device.hpp"
 #include "hspec/error.hpp"
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 #include "hspec/solvers/density.hpp"
 #include "hspec/solvers/exact.hpp"
 #include "hspec/solvers/trace.hpp"
@@ -39,7 +39,7 @@ Problem small_problem() {
   p.data = test_data(p.model, Loss::CE, 64, 92);
   p.opt.base.loss = Loss::CE;
   p.opt.base.max_block = 16;
-  CpuCurvatureOperator<double> op(p.model, p.data, p.opt.base);
+  MlpReferenceOperator<double> op(p.model, p.data, p.opt.base);
   CpuSpace<double> space;
   p.exact = exact_spectrum<double>(op, space, 1, 1, 1e-10, 1ull << 30);
   return p;

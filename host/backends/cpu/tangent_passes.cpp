@@ -1,4 +1,4 @@
-// Fused, OpenMP-threaded elementwise passes of the CPU R-operator (see tangent_passes.hpp).
+// Fused, OpenMP-threaded elementwise passes of the MLP reference operator (see tangent_passes.hpp).
 #include "tangent_passes.hpp"
 
 #include <algorithm>

@@ -1,12 +1,11 @@
-// The elementwise passes of the CPU R-operator between its GEMMs, each fused into one sweep
+// The elementwise passes of the MLP reference operator between its GEMMs, each fused into one sweep
 // over the memory and threaded with OpenMP: at thousands of samples these buffers are tens
 // of MB, so every separate pass (bias, activation derivative, bias-gradient sum) costs a
 // full trip through memory that the GEMMs do not hide.
 //
-// Layout as in cpu_hvp.cpp: features x columns, column-major; the k directions of a block
-// are stacked along the columns (n samples each), so column c belongs to direction c / n
-// and to sample c % n, whose per-sample caches (phi'(A), phi''(A) dL/dX) are shared by all
-// directions.
+// Layout as in reference_operator.cpp: features x columns, column-major; the k directions of a
+// block are stacked along the columns (n samples each), so column c belongs to direction c / n and
+// to sample c % n, whose per-sample caches (phi'(A), phi''(A) dL/dX) are shared by all directions.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -7,8 +7,6 @@
 #include <cstdint>
 #include <string>
 
-#include "hspec/formats/dataset.hpp"
-#include "hspec/mlp/model.hpp"
 #include "hspec/solvers/lanczos.hpp"
 
 namespace hspec {
@@ -31,11 +29,6 @@ struct RunMemoryNeed {
 // `params` dimensions and `elem`-byte numbers.
 RunMemoryNeed lanczos_basis_need(const LanczosOptions& lo, int64_t params, size_t elem,
                                  int64_t max_block, bool on_device);
-
-// The whole need of an MLP run: the solver's part and the MLP operator's fixed copies.
-template <class T>
-RunMemoryNeed lanczos_memory_need(const LanczosOptions& lo, const Model& model, const Dataset& ds,
-                                  int64_t max_block, bool on_device);
 
 struct MemoryLimits {
   uint64_t max_memory = 0;    // --max-memory; 0 = not given

@@ -62,6 +62,11 @@ void save_model(const std::string& path, const Model& m, Loss loss);
 void save_model(const std::string& path, const Model& m, Loss loss,
                 const std::map<std::string, std::string>& extra_metadata);
 
+struct Dataset;  // include/hspec/formats/dataset.hpp
+// Checks that the data fit the model and the loss (dimensions, label ranges, targets);
+// throws InputError naming the data source.
+void check_data_fits(const Model& m, const Dataset& ds, Loss loss);
+
 // Numeric-aware comparison ("2" < "10", "a.2" < "a.10").
 bool natural_less(const std::string& a, const std::string& b);
 

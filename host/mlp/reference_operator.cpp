@@ -1,11 +1,12 @@
-// CpuCurvatureOperator: the R-operator (forward-over-reverse) for a Linear/activation chain,
-// batched over k directions so the products are BLAS GEMMs; the primal pass is cached per
-// chunk of samples once per run (or recomputed per chunk when the cache would not fit).
+// MlpReferenceOperator (reference_operator.hpp): the R-operator (forward-over-reverse) for a
+// Linear/activation chain, batched over k directions so the products are BLAS GEMMs; the
+// primal pass is cached per chunk of samples once per run (or recomputed per chunk when the
+// cache would not fit).
 //
 // Layout: activations are column-major features x samples; a layer's weight W [out, in]
 // row-major is, read column-major, Wt = W^T (in x out). The k directions of a block are
 // stacked along the sample axis: a tangent buffer is features x (n * k).
-#include "hspec/mlp/cpu_hvp.hpp"
+#include "hspec/mlp/reference_operator.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -19,54 +20,21 @@
 namespace hspec {
 
 template <class T>
-struct CpuCurvatureOperator<T>::Chunk {
+struct MlpReferenceOperator<T>::Chunk {
   int64_t first = 0, n = 0;
   std::vector<std::vector<T>> x;     // x[l]: input of layer l (x[0] points into inputs_)
   std::vector<std::vector<T>> dphi;  // per hidden layer: phi'(A)
   std::vector<std::vector<T>> s;     // per hidden layer: phi''(A) * dL/dX (Hessian only)
   std::vector<std::vector<T>> g;     // per layer: dL/dA
   std::vector<T> out_curv;           // ce: softmax probabilities; bce: p(1-p)
-  const T* input(const CpuCurvatureOperator& op, size_t l) const {
+  const T* input(const MlpReferenceOperator& op, size_t l) const {
     return l == 0 ? op.inputs_.data() + first * op.model_.input_dim() : x[l].data();
   }
 };
 
-void check_data_fits(const Model& m, const Dataset& ds, Loss loss) {
-  const std::string& src = ds.source;
-  if (m.layers.empty()) throw InputError("model has no layers");
-  if (ds.n <= 0) throw InputError(src + ": holds no samples");
-  if (ds.d != m.input_dim()) {
-    throw InputError(src + ": samples have " + std::to_string(ds.d) +
-                     " features but the model's first layer takes " +
-                     std::to_string(m.input_dim()));
-  }
-  const int64_t out = m.output_dim();
-  if (loss == Loss::MSE) {
-    if (ds.targets.empty())
-      throw InputError(src + ": loss mse needs a 'targets' tensor [N, " + std::to_string(out) +
-                       "]");
-    if (ds.target_dim != out)
-      throw InputError(src + ": targets have " + std::to_string(ds.target_dim) +
-                       " columns but the model has " + std::to_string(out) + " outputs");
-    return;
-  }
-  if (ds.labels.empty()) throw InputError(src + ": loss " + loss_name(loss) + " needs labels");
-  if (loss == Loss::BCE && out != 1)
-    throw InputError(std::string("loss bce needs a model with 1 output, this one has ") +
-                     std::to_string(out));
-  const int64_t limit = loss == Loss::BCE ? 2 : out;
-  for (int64_t i = 0; i < ds.n; ++i) {
-    if (ds.labels[i] < 0 || ds.labels[i] >= limit) {
-      throw InputError(src + ": label " + std::to_string(ds.labels[i]) + " at sample " +
-                       std::to_string(ds.first_sample + i) + " is out of range [0, " +
-                       std::to_string(limit) + ") for loss " + loss_name(loss));
-    }
-  }
-}
-
 template <class T>
-CpuCurvatureOperator<T>::CpuCurvatureOperator(const Model& model, const Dataset& data,
-                                              const CpuOperatorOptions& opt)
+MlpReferenceOperator<T>::MlpReferenceOperator(const Model& model, const Dataset& data,
+                                              const MlpReferenceOptions& opt)
     : model_(model), opt_(opt) {
   check_data_fits(model, data, opt.loss);
   if (opt_.max_block < 1) throw UsageError("block size must be at least 1");
@@ -120,10 +88,10 @@ CpuCurvatureOperator<T>::CpuCurvatureOperator(const Model& model, const Dataset&
 }
 
 template <class T>
-CpuCurvatureOperator<T>::~CpuCurvatureOperator() = default;
+MlpReferenceOperator<T>::~MlpReferenceOperator() = default;
 
 template <class T>
-void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool accumulate) {
+void MlpReferenceOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool accumulate) {
   const size_t L = model_.layers.size();
   const Activation act = model_.activation;
   const bool hessian = opt_.curvature == Curvature::Hessian;
@@ -234,10 +202,10 @@ void CpuCurvatureOperator<T>::primal(int64_t first, int64_t n, Chunk& c, bool ac
 }
 
 template <class T>
-void CpuCurvatureOperator<T>::apply(BlockView<const T> X, BlockView<T> Y) {
+void MlpReferenceOperator<T>::apply(BlockView<const T> X, BlockView<T> Y) {
   if (X.rows != num_params_ || Y.rows != num_params_ || X.cols != Y.cols)
-    throw Error("CpuCurvatureOperator::apply: block shape mismatch");
-  if (X.cols > opt_.max_block) throw Error("CpuCurvatureOperator::apply: block wider than max");
+    throw Error("MlpReferenceOperator::apply: block shape mismatch");
+  if (X.cols > opt_.max_block) throw Error("MlpReferenceOperator::apply: block wider than max");
   for (int64_t j = 0; j < Y.cols; ++j) std::fill(Y.col(j), Y.col(j) + num_params_, T(0));
   if (cache_all_) {
     for (const auto& c : chunks_) tangent(*c, X, Y);
@@ -257,7 +225,7 @@ void CpuCurvatureOperator<T>::apply(BlockView<const T> X, BlockView<T> Y) {
 }
 
 template <class T>
-void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, BlockView<T> Y) {
+void MlpReferenceOperator<T>::tangent(const Chunk& c, BlockView<const T> X, BlockView<T> Y) {
   const size_t L = model_.layers.size();
   const int64_t n = c.n, k = X.cols, nk = n * k;
   const bool hessian = opt_.curvature == Curvature::Hessian;
@@ -361,7 +329,7 @@ void CpuCurvatureOperator<T>::tangent(const Chunk& c, BlockView<const T> X, Bloc
   }
 }
 
-template class CpuCurvatureOperator<float>;
-template class CpuCurvatureOperator<double>;
+template class MlpReferenceOperator<float>;
+template class MlpReferenceOperator<double>;
 
 }  // namespace hspec

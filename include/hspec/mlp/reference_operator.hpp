@@ -1,5 +1,10 @@
-// The CPU curvature operator: exact batched Hessian (or Gauss-Newton) vector products of an
-// MLP's mean loss by the R-operator, with the primal pass cached once per run.
+// The MLP reference operator: exact batched Hessian (or Gauss-Newton) vector products of an
+// MLP's mean loss by the R-operator, written for the Linear/activation chain alone (GEMMs
+// with fused epilogues), with the primal pass cached once per run. `analyze` and `train` run
+// MLP checkpoints on the graph operator (as graphs, graph_from_mlp), the one operator of
+// every model and backend; this second, independent implementation is what the graph
+// engine's MLP products and the CUDA compute backend are tested against, what the solver
+// and estimator tests run on, and the baseline of `hspec_bench --engine mlp`.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -11,7 +16,7 @@
 
 namespace hspec {
 
-struct CpuOperatorOptions {
+struct MlpReferenceOptions {
   Curvature curvature = Curvature::Hessian;
   Loss loss = Loss::CE;
   int64_t max_block = 16;               // directions per apply()
@@ -19,15 +24,11 @@ struct CpuOperatorOptions {
   uint64_t memory_budget = 2ull << 30;  // bytes for cached activations and tangent buffers
 };
 
-// Checks that the data fit the model and the loss (dimensions, label ranges, targets);
-// throws InputError naming the data source.
-void check_data_fits(const Model& m, const Dataset& ds, Loss loss);
-
 template <class T>
-class CpuCurvatureOperator final : public CurvatureOperator<T> {
+class MlpReferenceOperator final : public CurvatureOperator<T> {
  public:
-  CpuCurvatureOperator(const Model& model, const Dataset& data, const CpuOperatorOptions& opt);
-  ~CpuCurvatureOperator() override;
+  MlpReferenceOperator(const Model& model, const Dataset& data, const MlpReferenceOptions& opt);
+  ~MlpReferenceOperator() override;
 
   int64_t dim() const override { return num_params_; }
   int64_t max_block() const override { return opt_.max_block; }
@@ -51,7 +52,7 @@ class CpuCurvatureOperator final : public CurvatureOperator<T> {
   void tangent(const Chunk& c, BlockView<const T> X, BlockView<T> Y);
 
   Model model_;
-  CpuOperatorOptions opt_;
+  MlpReferenceOptions opt_;
   int64_t num_params_ = 0;
   int64_t n_ = 0;
   int64_t chunk_ = 0;
@@ -71,7 +72,7 @@ class CpuCurvatureOperator final : public CurvatureOperator<T> {
   std::vector<T> scratch_rg_, scratch_rd_;
 };
 
-extern template class CpuCurvatureOperator<float>;
-extern template class CpuCurvatureOperator<double>;
+extern template class MlpReferenceOperator<float>;
+extern template class MlpReferenceOperator<double>;
 
 }  // namespace hspec
