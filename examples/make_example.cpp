@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "hspec/formats/safetensors.hpp"
-#include "hspec/mlp/reference_operator.hpp"
+#include "hspec/graph/graph_operator.hpp"
 #include "hspec/mlp/workloads.hpp"
 
 int main(int argc, char** argv) {
@@ -43,13 +43,13 @@ int main(int argc, char** argv) {
     const hspec::Model teacher = hspec::random_mlp(sizes, hspec::Activation::Tanh, 11);
     const hspec::Dataset ds = hspec::teacher_dataset(teacher, 512, 7);
     hspec::Model m = hspec::random_mlp(sizes, hspec::Activation::Tanh, 3);
-    hspec::MlpReferenceOptions opt;
+    hspec::GraphOperatorOptions opt;  // the operator `analyze` runs the checkpoint on
     opt.loss = hspec::Loss::CE;
     std::vector<double> theta = m.flatten();
     double loss = 0;
     for (int step = 0; step < 400; ++step) {
       m.unflatten(theta);
-      const hspec::MlpReferenceOperator<double> op(m, ds, opt);
+      const hspec::GraphCurvatureOperator<double> op(hspec::graph_from_mlp(m), ds, opt);
       loss = op.loss_value();
       for (size_t i = 0; i < theta.size(); ++i) theta[i] -= 0.5 * op.gradient()[i];
     }

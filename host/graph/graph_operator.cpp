@@ -39,7 +39,13 @@ template <class T>
 GraphCurvatureOperator<T>::GraphCurvatureOperator(const Graph& graph, const Dataset& data,
                                                   const GraphOperatorOptions& opt,
                                                   std::unique_ptr<Compute<T>> backend)
-    : plan_(make_plan(graph)), opt_(opt), cx_(std::move(backend)), st_(std::make_unique<State>()) {
+    : GraphCurvatureOperator(make_plan(graph), data, opt, std::move(backend)) {}
+
+template <class T>
+GraphCurvatureOperator<T>::GraphCurvatureOperator(Plan plan, const Dataset& data,
+                                                  const GraphOperatorOptions& opt,
+                                                  std::unique_ptr<Compute<T>> backend)
+    : plan_(std::move(plan)), opt_(opt), cx_(std::move(backend)), st_(std::make_unique<State>()) {
   if (!cx_) cx_ = make_cpu_compute<T>();
   if (opt_.max_block < 1) throw UsageError("block size must be at least 1");
   if (plan_.num_params == 0) throw InputError(plan_.source + ": the model has no parameters");

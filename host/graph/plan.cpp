@@ -317,8 +317,9 @@ Plan Planner::run() {
   plan_.input_is_int = g_.input_is_int;
   const std::set<std::string> params(g_.parameters.begin(), g_.parameters.end());
   for (const auto& [name, t] : g_.initializers) {
+    const bool is_param = params.count(name) > 0;
     if (!t.is_float()) {
-      if (params.count(name))
+      if (is_param)
         throw InputError(g_.source + ": parameter '" + name + "' is not floating point");
       int_consts_[name] = &t;
       continue;
@@ -326,13 +327,12 @@ Plan Planner::run() {
     // Constants may hold +-inf (attention masks); parameters must be finite, and NaN is
     // refused everywhere.
     for (size_t i = 0; i < t.values.size(); ++i)
-      if (std::isnan(t.values[i]) || (params.count(name) && !std::isfinite(t.values[i])))
+      if (std::isnan(t.values[i]) || (is_param && !std::isfinite(t.values[i])))
         throw InputError(g_.source + ": initializer '" + name + "' holds NaN/Inf at index " +
                          std::to_string(i));
     if (int64_t(t.values.size()) != t.numel())
       throw InputError(g_.source + ": initializer '" + name + "' has the wrong number of values");
-    add_value(name, params.count(name) ? ValueClass::Param : ValueClass::Constant, t.shape,
-              t.values);
+    add_value(name, is_param ? ValueClass::Param : ValueClass::Constant, t.shape, t.values);
   }
   for (const std::string& p : g_.parameters) {
     auto it = ids_.find(p);
@@ -392,6 +392,17 @@ Plan Planner::run() {
 
 Plan make_plan(const Graph& g) {
   return planning::Planner(g).run();
+}
+
+void set_parameters(Plan& plan, const std::vector<double>& theta) {
+  if (int64_t(theta.size()) != plan.num_params)
+    throw InputError(plan.source + ": " + std::to_string(theta.size()) +
+                     " parameter values for a model of " + std::to_string(plan.num_params));
+  for (size_t i = 0; i < plan.params.size(); ++i) {
+    std::vector<double>& host = plan.values[size_t(plan.params[i])].host;
+    const auto first = theta.begin() + plan.param_offset[i];
+    std::copy(first, first + ptrdiff_t(host.size()), host.begin());
+  }
 }
 
 }  // namespace hspec

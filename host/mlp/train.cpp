@@ -101,6 +101,7 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
 
   // Training needs only the primal pass: Gauss-Newton skips the phi'' terms the Hessian's
   // cache would hold, and one direction keeps the tangent buffers it sizes small.
+  Plan plan = make_plan(graph_from_mlp(r.model));  // lowered once; each step sets theta
   GraphOperatorOptions step_opt;
   step_opt.curvature = Curvature::GGN;
   step_opt.loss = r.loss;
@@ -121,7 +122,8 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
       const size_t count = std::min(bsz, n - first);
       gather(train, order, first, count, batch);
       try {
-        const GraphCurvatureOperator<T> op(graph_from_mlp(r.model), batch, step_opt);
+        set_parameters(plan, theta);
+        const GraphCurvatureOperator<T> op(plan, batch, step_opt);
         loss_sum += op.loss_value() * static_cast<double>(count);
         correct += op.correct();
         const std::vector<double>& g = op.gradient();
@@ -132,7 +134,6 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
                              " (loss or gradient not finite); try a smaller --lr");
       }
       if (fp32) round_to_float(theta);  // SGD in float32 arithmetic, as PyTorch's would be
-      r.model.unflatten(theta);
       ++r.steps;
     }
     EpochStats st;

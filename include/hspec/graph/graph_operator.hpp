@@ -52,6 +52,10 @@ class GraphCurvatureOperator final : public CurvatureOperator<T> {
  public:
   GraphCurvatureOperator(const Graph& graph, const Dataset& data, const GraphOperatorOptions& opt,
                          std::unique_ptr<Compute<T>> backend = nullptr);
+  // From a plan already made (make_plan): what training uses to build an operator per
+  // minibatch without lowering the graph again (set_parameters updates the plan's values).
+  GraphCurvatureOperator(Plan plan, const Dataset& data, const GraphOperatorOptions& opt,
+                         std::unique_ptr<Compute<T>> backend = nullptr);
   ~GraphCurvatureOperator() override;
 
   int64_t dim() const override { return plan_.num_params; }

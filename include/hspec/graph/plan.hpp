@@ -136,4 +136,9 @@ struct Plan {
 // graph.source for anything outside the supported set or inconsistent.
 Plan make_plan(const Graph& g);
 
+// Writes the flat parameter vector `theta` (the order of Plan::params) into the plan's
+// parameter values; InputError when its length is not num_params. (Non-finite values are
+// not checked here: an operator's primal pass reports them as a non-finite loss.)
+void set_parameters(Plan& plan, const std::vector<double>& theta);
+
 }  // namespace hspec
