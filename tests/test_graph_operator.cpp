@@ -271,5 +271,32 @@ TEST(GraphOperator, ChunkedEqualsUnchunkedAndFp32CloseToFp64) {
   EXPECT_LT(graphtest::rel_err(ggn_recomputed.gradient(), whole.gradient()), 1e-13);
 }
 
+// Training writes each step's parameters into one plan: the operator on it must be the one at
+// those parameters (the MLP reference operator's loss and gradient there, and the product
+// of a plan lowered from the new weights), and a vector of the wrong length is refused.
+TEST(GraphOperator, SetParametersMovesThePlanToNewWeights) {
+  const Model m = hvptest::make_mlp({5, 4, 3}, Activation::Tanh, 7);
+  const Dataset ds = hvptest::make_data(20, 5, Loss::CE, 3, 8);
+  std::vector<double> theta = m.flatten();
+  const std::vector<double> step = hvptest::gaussian_vector(m.num_params(), 9, 0);
+  for (size_t i = 0; i < theta.size(); ++i) theta[i] += 0.1 * step[i];
+  const Model moved = hvptest::with_params(m, theta);
+
+  Plan plan = make_plan(graph_from_mlp(m));
+  set_parameters(plan, theta);
+  GraphOperatorOptions o;
+  o.loss = Loss::CE;
+  GraphCurvatureOperator<double> op(plan, ds, o);
+  MlpReferenceOperator<double> ref(moved, ds, hvptest::options(Loss::CE));
+  EXPECT_NEAR(op.loss_value(), ref.loss_value(), 1e-13);
+  EXPECT_LE(hvptest::rel_diff(op.gradient(), ref.gradient()), 1e-12);
+  GraphCurvatureOperator<double> fresh(graph_from_mlp(moved), ds, o);
+  const std::vector<double> v = hvptest::gaussian_vector(m.num_params(), 10, 0);
+  EXPECT_EQ(hvptest::apply_one(op, v), hvptest::apply_one(fresh, v));
+
+  theta.pop_back();
+  EXPECT_THROW(set_parameters(plan, theta), InputError);
+}
+
 }  // namespace
 }  // namespace hspec

@@ -18,7 +18,7 @@
 #include "hspec/formats/dataset.hpp"
 #include "hspec/formats/onnx.hpp"
 #include "hspec/graph/analyze_graph.hpp"
-#include "hspec/mlp/reference_operator.hpp"
+#include "hspec/mlp/model.hpp"
 #include "hspec/solvers/exact.hpp"
 
 namespace hspec {

@@ -14,7 +14,7 @@
 
 #include "hspec/error.hpp"
 #include "hspec/graph/graph_operator.hpp"
-#include "hspec/mlp/reference_operator.hpp"
+#include "hspec/mlp/model.hpp"
 #include "hspec/mlp/workloads.hpp"
 #include "hspec/random.hpp"
 
