@@ -81,8 +81,13 @@ TEST(MemoryPlan, MaxMemoryBoundsTheDeviceShare) {
 
 TEST(MemoryPlan, HostShareIsCappedOnlyWithoutMaxMemory) {
   MemoryLimits lim;
+  lim.host_default = 32 * GiB;  // half of 64 GiB of RAM: the operator gets a quarter of it
+  EXPECT_EQ(plan_operator_memory(need_of(1.0 * GiB, 0), lim), 16 * GiB);
+  lim.host_default = 2 * GiB;  // a small machine: 2 GiB, or what is left when less
+  EXPECT_EQ(plan_operator_memory(need_of(0.5 * GiB, 0), lim), 3 * GiB / 2);
+  lim.host_default = 3 * GiB;
+  EXPECT_EQ(plan_operator_memory(need_of(0.5 * GiB, 0), lim), 2 * GiB);
   lim.host_default = 32 * GiB;
-  EXPECT_EQ(plan_operator_memory(need_of(1.0 * GiB, 0), lim), 2 * GiB);
   lim.max_memory = 8 * GiB;
   EXPECT_EQ(plan_operator_memory(need_of(1.0 * GiB, 0), lim), 7 * GiB);
   const std::string err = usage_error(need_of(8.0 * GiB, 1.0), lim);

@@ -86,8 +86,12 @@ uint64_t plan_operator_memory(const RunMemoryNeed& need, const MemoryLimits& lim
                      (limits.on_device ? ", or use --device cpu" : ", or raise --max-memory"));
   }
   const uint64_t left = budget - static_cast<uint64_t>(total);
-  // On the host, without an explicit budget, the operator keeps its 2 GiB default.
-  if (!limits.on_device && !capped) return std::min<uint64_t>(left, 2ull << 30);
+  // On the host, without an explicit budget, the operator takes at most half of it (a
+  // quarter of the RAM; 2 GiB on small machines): enough to cache the primal pass of a
+  // convolutional net on thousands of images, which saves a forward and a backward pass per
+  // product, while the rest of the RAM stays free for other work.
+  if (!limits.on_device && !capped)
+    return std::min<uint64_t>(left, std::max<uint64_t>(limits.host_default / 2, 2ull << 30));
   return left;
 }
 

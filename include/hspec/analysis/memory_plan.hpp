@@ -46,10 +46,11 @@ uint64_t default_host_budget();
 uint64_t device_reserve(uint64_t device_free);
 
 // Checks the run against its budget and returns the operator's share in bytes.
-// Host: the budget is --max-memory, else host_default; the share is what is left, at most
-// 2 GiB without --max-memory. Device: the budget is the free device memory less
-// device_reserve, and --max-memory when that is smaller; the share is what is left.
-// UsageError (exit 2) saying how much the run needs when it does not fit.
+// Host: the budget is --max-memory, else host_default; the share is what is left, without
+// --max-memory at most half of host_default (and at least 2 GiB when that much is left). Device:
+// the budget is the free device memory less device_reserve, and --max-memory when that is smaller;
+// the share is what is left. UsageError (exit 2) saying how much the run needs when it does not
+// fit.
 uint64_t plan_operator_memory(const RunMemoryNeed& need, const MemoryLimits& limits);
 
 // "1.50 GiB", "12.0 MiB", "3.0 KiB".
