@@ -1,7 +1,13 @@
 // graph_from_mlp: an MLP checkpoint as a Graph (Gemm transB=1 per Linear layer, the
-// activation as its ONNX op between layers), so the graph engine can run the MLP models.
+// activation as its ONNX op between layers), so the graph engine can run the MLP models; and
+// set_parameters, which moves a lowered plan to new parameter values (a training step's).
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "hspec/error.hpp"
 #include "hspec/graph/graph.hpp"
+#include "hspec/graph/plan.hpp"
 #include "hspec/mlp/model.hpp"
 
 namespace hspec {
@@ -66,6 +72,17 @@ Graph graph_from_mlp(const Model& m) {
   }
   g.output = x;
   return g;
+}
+
+void set_parameters(Plan& plan, const std::vector<double>& theta) {
+  if (int64_t(theta.size()) != plan.num_params)
+    throw InputError(plan.source + ": " + std::to_string(theta.size()) +
+                     " parameter values for a model of " + std::to_string(plan.num_params));
+  for (size_t i = 0; i < plan.params.size(); ++i) {
+    std::vector<double>& host = plan.values[size_t(plan.params[i])].host;
+    const auto first = theta.begin() + plan.param_offset[i];
+    std::copy(first, first + ptrdiff_t(host.size()), host.begin());
+  }
 }
 
 }  // namespace hspec

@@ -394,15 +394,4 @@ Plan make_plan(const Graph& g) {
   return planning::Planner(g).run();
 }
 
-void set_parameters(Plan& plan, const std::vector<double>& theta) {
-  if (int64_t(theta.size()) != plan.num_params)
-    throw InputError(plan.source + ": " + std::to_string(theta.size()) +
-                     " parameter values for a model of " + std::to_string(plan.num_params));
-  for (size_t i = 0; i < plan.params.size(); ++i) {
-    std::vector<double>& host = plan.values[size_t(plan.params[i])].host;
-    const auto first = theta.begin() + plan.param_offset[i];
-    std::copy(first, first + ptrdiff_t(host.size()), host.begin());
-  }
-}
-
 }  // namespace hspec
