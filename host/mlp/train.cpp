@@ -152,13 +152,13 @@ TrainResult train_sgd(const TrainOptions& opt, const Dataset& train, const Datas
   GraphOperatorOptions final_opt;
   final_opt.loss = r.loss;
   final_opt.max_block = 1;
-  const Graph final_graph = graph_from_mlp(r.model);
-  const GraphCurvatureOperator<T> fin(final_graph, train, final_opt);
+  set_parameters(plan, theta);
+  const GraphCurvatureOperator<T> fin(plan, train, final_opt);
   r.final_loss = fin.loss_value();
   r.final_grad_norm = fin.grad_norm();
   r.final_accuracy = static_cast<double>(fin.correct()) / static_cast<double>(train.n);
   if (eval) {
-    const GraphCurvatureOperator<T> ev(final_graph, *eval, final_opt);
+    const GraphCurvatureOperator<T> ev(plan, *eval, final_opt);
     r.has_eval = true;
     r.eval_samples = eval->n;
     r.eval_loss = ev.loss_value();
